@@ -1,0 +1,1 @@
+"""Shared fixtures. Stage-specific helpers live in their own modules under tests/."""
