@@ -171,14 +171,18 @@ def build_digest(
         code, name, emoji = key
         source_groups: list[SourceGroup] = []
         for source in sorted(tree[key], key=lambda s: (-len(tree[key][s]), s)):
-            ordered = sorted(tree[key][source], key=lambda s: (not s[0].pinned, -s[0].when.timestamp()))
+            ordered = sorted(
+                tree[key][source], key=lambda s: (not s[0].pinned, -s[0].when.timestamp())
+            )
             keep = min(len(ordered), settings.max_per_source, budget)
             budget -= keep
             items = tuple(_item(c, sources) for c, sources in ordered[:keep])
             if items or ordered:
                 source_groups.append(SourceGroup(source, items, more=len(ordered) - keep))
         if any(s.items for s in source_groups):
-            groups.append(CountryGroup(code, name, emoji, tuple(s for s in source_groups if s.items)))
+            groups.append(
+                CountryGroup(code, name, emoji, tuple(s for s in source_groups if s.items))
+            )
     return Digest(
         title=title,
         subject=subject or default_subject(title, groups),
@@ -190,7 +194,7 @@ def build_digest(
 
 
 def default_subject(title: str, groups: Sequence[CountryGroup]) -> str:
-    """"Latin America Weekly: 42 stories from Venezuela, Cuba, Bolivia and more"."""
+    """ "Latin America Weekly: 42 stories from Venezuela, Cuba, Bolivia and more"."""
     named = [g.name for g in groups if g.code]
     n = sum(g.item_count for g in groups)
     if not n:

@@ -1,0 +1,210 @@
+"""Make feed HTML safe to put in an email, and turn it into plain text.
+
+Feed content is untrusted: any outlet's CMS can be compromised, and a feed can be swapped for a
+hostile one in transit. Everything that reaches a template goes through `clean_html`, which keeps
+an explicit allow-list of tags (nh3, a binding of the Rust `ammonia` sanitizer, does the parsing,
+so malformed markup is handled the way a browser would handle it).
+
+`html_to_text` and `excerpt` make the plain-text side: titles, excerpts, the text/plain part.
+"""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+from html.parser import HTMLParser
+from urllib.parse import urljoin, urlsplit
+
+import nh3
+
+__all__ = ["ALLOWED_TAGS", "clean_html", "excerpt", "html_to_text", "safe_url"]
+
+# What survives in a digest. No images: in an email they are trackers and break layouts, and the
+# digest links to the article anyway. No tables, divs or spans: mail clients render them badly
+# and feeds use them for layout, not meaning.
+ALLOWED_TAGS: frozenset[str] = frozenset(
+    {
+        "a",
+        "abbr",
+        "b",
+        "blockquote",
+        "br",
+        "cite",
+        "code",
+        "em",
+        "h2",
+        "h3",
+        "h4",
+        "hr",
+        "i",
+        "li",
+        "ol",
+        "p",
+        "pre",
+        "q",
+        "strong",
+        "sub",
+        "sup",
+        "ul",
+    }
+)
+_ALLOWED_ATTRIBUTES: dict[str, set[str]] = {"a": {"href"}, "abbr": {"title"}}
+
+# Tags removed together with everything inside them: their content is code or chrome, never
+# article text. (Tags merely not allowed are unwrapped and their text kept.)
+_DROP_WITH_CONTENT: frozenset[str] = frozenset(
+    {
+        "button",
+        "embed",
+        "form",
+        "iframe",
+        "math",
+        "noscript",
+        "object",
+        "script",
+        "select",
+        "style",
+        "svg",
+        "template",
+        "textarea",
+        "title",
+    }
+)
+_SAFE_SCHEMES: frozenset[str] = frozenset({"http", "https", "mailto"})
+
+
+def safe_url(url: str, base_url: str | None = None) -> str | None:
+    """Return `url` made absolute against `base_url`, or None unless it is http(s) or mailto.
+
+    Relative URLs without a base are dropped: in an email there is nothing to resolve them against.
+    """
+    # Browsers ignore ASCII whitespace and control characters inside a URL ("java\tscript:"), so
+    # strip them before judging the scheme rather than after.
+    url = re.sub(r"[\x00-\x20\x7f]+", "", unescape(url))
+    if not url:
+        return None
+    if base_url:
+        url = urljoin(base_url, url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an invalid IPv6 literal
+        return None
+    if parts.scheme.lower() not in _SAFE_SCHEMES:
+        return None
+    if parts.scheme.lower() != "mailto" and not parts.netloc:
+        return None
+    return url
+
+
+def clean_html(html: str, base_url: str | None = None) -> str:
+    """Sanitize a feed's HTML fragment for an email: allow-listed tags, safe absolute links only."""
+
+    def rewrite(tag: str, attribute: str, value: str) -> str | None:
+        if tag == "a" and attribute == "href":
+            return safe_url(value, base_url)
+        return value
+
+    cleaned: str = nh3.clean(
+        html,
+        tags=set(ALLOWED_TAGS),
+        clean_content_tags=set(_DROP_WITH_CONTENT),
+        attributes=_ALLOWED_ATTRIBUTES,
+        attribute_filter=rewrite,
+        url_schemes=set(_SAFE_SCHEMES),
+        link_rel="noopener noreferrer",
+        strip_comments=True,
+    )
+    return cleaned.strip()
+
+
+# Elements that end a line of text; everything else flows inline.
+_BLOCK_TAGS: frozenset[str] = frozenset(
+    {
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "br",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "figcaption",
+        "figure",
+        "footer",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "tr",
+        "ul",
+    }
+)
+_INVISIBLE_TAGS: frozenset[str] = _DROP_WITH_CONTENT | {"head"}
+
+
+class _TextExtractor(HTMLParser):
+    """Collect the visible text of an HTML fragment, one line per block element."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._hidden_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _INVISIBLE_TAGS:
+            self._hidden_depth += 1
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _INVISIBLE_TAGS:
+            self._hidden_depth = max(0, self._hidden_depth - 1)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden_depth:
+            self.parts.append(data)
+
+
+def html_to_text(html: str) -> str:
+    """The visible text of `html`: entities decoded, one paragraph per line, spaces collapsed."""
+    if "<" not in html and "&" not in html:
+        return _collapse_lines(html)
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    return _collapse_lines("".join(parser.parts))
+
+
+def _collapse_lines(text: str) -> str:
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def excerpt(text: str, limit: int = 280) -> str:
+    """At most `limit` characters of `text` on one line, cut at a word boundary and marked "…"."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]  # room for the ellipsis
+    space = cut.rfind(" ")
+    # A single enormous "word" (a URL, say) is cut mid-word rather than dropped altogether.
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.–—-") + "…"
