@@ -11,12 +11,9 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 import sqlmodel
-
-import newsletter.models
-
-import newsletter.models
 from alembic import op
 
+import newsletter.models
 
 revision: str = "0001"
 down_revision: str | None = None
