@@ -84,5 +84,5 @@ def canonical_link(url: str) -> str:
         if not is_tracking_param(name)
     ]
     query = urlencode(sorted(query_pairs))
-    # userinfo is dropped on purpose: credentials in a link are never part of the article's identity.
+    # userinfo is dropped on purpose: credentials are never part of an article's identity.
     return urlunsplit(("https", host, path, query, ""))
