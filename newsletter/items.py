@@ -141,8 +141,12 @@ def to_candidate(item: Item) -> Candidate:
     )
 
 
-def new_items(session: Session, now: datetime, max_age_days: int) -> list[Item]:
-    """Items never in an approved or sent issue and fetched within the age window.
+def new_items(
+    session: Session, now: datetime, max_age_days: int, kind: str = "weekly"
+) -> list[Item]:
+    """Items never in an approved or sent issue of this kind, fetched within the age window.
+
+    Kinds are independent: a daily issue does not take items away from the weekly one.
 
     An item published within the window was fetched after it was published, so the
     ``fetched_at`` bound is a safe index filter; the digest stage applies the exact rule.
@@ -151,7 +155,11 @@ def new_items(session: Session, now: datetime, max_age_days: int) -> list[Item]:
     spoken_for = (
         select(IssueItem.item_id)
         .join(Issue, col(Issue.id) == IssueItem.issue_id)
-        .where(col(IssueItem.item_id) == Item.id, col(Issue.state).in_(CLAIMING_STATES))
+        .where(
+            col(IssueItem.item_id) == Item.id,
+            col(Issue.state).in_(CLAIMING_STATES),
+            col(Issue.kind) == kind,
+        )
     )
     query = (
         select(Item)

@@ -108,6 +108,7 @@ class Issue(SQLModel, table=True):
     __tablename__ = "issue"
 
     id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(default="weekly", index=True)  # weekly | daily: which subscribers get it
     state: str = Field(default=IssueState.DRAFT, index=True)
     subject: str = ""
     note: str = ""  # the editor's Markdown
@@ -153,6 +154,7 @@ class Subscriber(SQLModel, table=True):
     )
     confirmed_at: datetime | None = _when()
     unsubscribed_at: datetime | None = _when()
+    confirmation_sent_at: datetime | None = _when()  # rate-limits double opt-in mails
 
 
 class DeliveryState(StrEnum):
@@ -182,3 +184,36 @@ class Delivery(SQLModel, table=True):
     updated_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )
+
+
+class Editor(SQLModel, table=True):
+    __tablename__ = "editor"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True)
+    password_hash: str
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    last_login_at: datetime | None = _when()
+
+
+class ScheduleRun(SQLModel, table=True):
+    __tablename__ = "schedule_run"
+
+    slot: str = Field(primary_key=True)  # "<kind>:<slot time in UTC, ISO 8601>"
+    kind: str = "weekly"
+    due_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    started_at: datetime | None = _when()
+    finished_at: datetime | None = _when()
+    status: str = "running"  # running | done | skipped | failed
+    issue_id: int | None = Field(default=None, foreign_key="issue.id", ondelete="SET NULL")
+    detail: str = ""
+
+
+class Lease(SQLModel, table=True):
+    __tablename__ = "lease"
+
+    name: str = Field(primary_key=True)
+    owner: str
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
