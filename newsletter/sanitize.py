@@ -114,7 +114,17 @@ def clean_html(html: str, base_url: str | None = None) -> str:
         link_rel="noopener noreferrer",
         strip_comments=True,
     )
+    # Tidy what removed elements leave behind: empty paragraphs, anchors whose href was refused,
+    # runs of blank lines. nh3's output is well-formed, so these patterns are exact.
+    cleaned = _EMPTY_PARAGRAPH.sub("", cleaned)
+    cleaned = _DEAD_ANCHOR.sub(r"\1", cleaned)
+    cleaned = _BLANK_LINES.sub("\n", cleaned)
     return cleaned.strip()
+
+
+_EMPTY_PARAGRAPH = re.compile(r"<p>\s*</p>")
+_DEAD_ANCHOR = re.compile(r'<a rel="noopener noreferrer">(.*?)</a>', re.S)
+_BLANK_LINES = re.compile(r"\n\s*\n")
 
 
 # Elements that end a line of text; everything else flows inline.

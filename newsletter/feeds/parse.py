@@ -64,9 +64,9 @@ def parse_feed(data: bytes, *, url: str, content_type: str | None = None) -> Par
 
     Raises ParseError when the bytes hold no feed at all.
     """
-    headers = {"content-location": url}
-    if content_type:
-        headers["content-type"] = content_type
+    # Without a Content-Type feedparser flags every document; application/xml is the neutral
+    # choice: the XML declaration then decides the encoding, as it should.
+    headers = {"content-location": url, "content-type": content_type or "application/xml"}
     parsed = feedparser.parse(
         io.BytesIO(data),
         response_headers=headers,
@@ -75,12 +75,16 @@ def parse_feed(data: bytes, *, url: str, content_type: str | None = None) -> Par
     )
     warning = _bozo_message(parsed)
     if not parsed.get("version") and not parsed.entries:
-        raise ParseError(f"not a feed: {warning or 'no RSS or Atom document found'}")
+        if not data.strip():
+            raise ParseError("empty document")
+        raise ParseError(
+            f"not an RSS or Atom feed ({warning})" if warning else "no RSS or Atom feed"
+        )
 
     channel = parsed.feed
     feed_link = _absolute(channel.get("link"), url)
     entries = tuple(_entry(raw, base=url) for raw in parsed.entries)
-    title = _plain(channel.get("title"), channel.get("title_detail")) or None
+    title = _plain(channel.get("title")) or None
     return ParsedFeed(title=title, link=feed_link, entries=entries, warning=warning)
 
 
@@ -95,7 +99,7 @@ def _bozo_message(parsed: Any) -> str | None:
 def _entry(raw: Any, *, base: str) -> ParsedEntry:
     link = _absolute(raw.get("link"), base)
     guid = (raw.get("id") or "").strip() or None
-    title = _plain(raw.get("title"), raw.get("title_detail"))
+    title = _plain(raw.get("title"))
 
     content_html = _content_html(raw)
     summary_source = raw.get("summary") or ""
@@ -107,6 +111,7 @@ def _entry(raw: Any, *, base: str) -> ParsedEntry:
 
     text = html_to_text(content_html or summary_source)
     body_lines, byline = _strip_credits(text.splitlines())
+    body_lines = _drop_captions(body_lines)
     author = _author(raw) or byline
 
     if not title:
@@ -154,13 +159,15 @@ def _absolute(link: object, base: str) -> str | None:
     return absolute
 
 
-def _plain(value: object, detail: Any) -> str:
-    """A title as one line of plain text, whether the feed sent it as text or as HTML."""
+def _plain(value: object) -> str:
+    """A title as one line of plain text.
+
+    Titles are always read as HTML: feedparser calls a title "text/plain" when its markup is not
+    on its own list of harmless tags, so "<script>…</script>" in a title would otherwise survive.
+    """
     if not isinstance(value, str):
         return ""
-    kind = (detail or {}).get("type") or "text/plain"
-    text = html_to_text(value) if "html" in kind else value
-    return " ".join(text.split())
+    return " ".join(html_to_text(value).split())
 
 
 def _author(raw: Any) -> str | None:
@@ -234,3 +241,12 @@ def _strip_credits(lines: Iterable[str]) -> tuple[list[str], str | None]:
 
 def _is_credit(line: str) -> bool:
     return len(line) < 400 and any(pattern.match(line) for pattern in _CREDIT_LINES)
+
+
+# A photo caption: a short line that ends by crediting the photographer or agency,
+# "Luisa Cáceres de Arismendi communards. (Voces Urgentes)".
+_CAPTION = re.compile(r"^.{0,100}\.\s+\([\w .’'/-]{2,40}\)$")
+
+
+def _drop_captions(lines: list[str]) -> list[str]:
+    return [line for line in lines if not _CAPTION.match(line)]
