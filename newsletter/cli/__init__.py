@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from newsletter import __version__
 from newsletter.cli import fetch, items, preview, setup, sources
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, prog_name="newsletter")
     except NewsletterError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        # The message may hold [brackets] (config keys): never read it as Rich markup.
+        err_console.print("[bold red]error:[/]", escape(str(exc)), soft_wrap=True)
         return exc.exit_code
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
