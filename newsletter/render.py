@@ -33,6 +33,7 @@ TEXT_TEMPLATE = "digest.txt.j2"
 _PREHEADER_PAD = "\N{ZERO WIDTH NON-JOINER}\N{NO-BREAK SPACE}" * 40
 _LANG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
 _STYLE = re.compile(r"(<style[^>]*>)(.*?)(</style>)", re.DOTALL)
+_STYLE_ATTR = re.compile(r"""(<[a-z][a-z0-9]*\b[^<>]*? style=(["']))((?:(?!\2)[^<>])*)(\2)""")
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,9 @@ def inline_css(html: str) -> str:
         align_floating_images=False,
         cssutils_logging_level=logging.CRITICAL,
     ).transform(pretty_print=False)
-    return _STYLE.sub(lambda m: m[1] + _squeeze_css(m[2]) + m[3], str(out))
+    out = _STYLE.sub(lambda m: m[1] + _squeeze_css(m[2]) + m[3], str(out))
+    # premailer writes "a:1; b:2"; every byte counts a hundred times over
+    return _STYLE_ATTR.sub(lambda m: m[1] + m[3].replace("; ", ";") + m[4], out)
 
 
 # --- helpers -----------------------------------------------------------------------------
