@@ -1,0 +1,193 @@
+"""The issue lifecycle: draft -> approved -> sending -> sent (or discarded).
+
+A draft collects the new items; editors drop, move and pin items, write a note and
+change the subject. What is sent is exactly the approved snapshot: items fetched after
+approval wait for the next issue, and edits are refused once an issue left the draft.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from markdown_it import MarkdownIt
+from sqlmodel import Session, col, select
+
+from newsletter import items as item_store
+from newsletter.digest import Candidate, Digest, DigestSettings, build_digest
+from newsletter.errors import InputError
+from newsletter.models import Issue, IssueItem, IssueState, Item
+
+EDITABLE = (IssueState.DRAFT,)
+# Markdown for editors' notes: no raw HTML, so a note can never inject markup.
+_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).disable("image")
+
+
+def current_draft(session: Session, kind: str = "weekly") -> Issue | None:
+    query = select(Issue).where(Issue.kind == kind, Issue.state == IssueState.DRAFT)
+    return session.exec(query.order_by(col(Issue.id).desc())).first()
+
+
+def create_draft(
+    session: Session, *, now: datetime, max_age_days: int, kind: str = "weekly"
+) -> Issue | None:
+    """The draft of this kind with every new item in it; None when nothing is new.
+
+    An existing draft is topped up with items that arrived since, keeping the editor's
+    changes to the items already in it.
+    """
+    fresh = item_store.new_items(session, now, max_age_days, kind)
+    draft = current_draft(session, kind)
+    if draft is None:
+        if not fresh:
+            return None
+        draft = Issue(kind=kind, state=IssueState.DRAFT, created_at=now)
+        session.add(draft)
+        session.flush()
+    assert draft.id is not None
+    present = set(session.exec(select(IssueItem.item_id).where(IssueItem.issue_id == draft.id)))
+    for item in fresh:
+        if item.id not in present:
+            assert item.id is not None
+            session.add(IssueItem(issue_id=draft.id, item_id=item.id))
+    session.flush()
+    return draft
+
+
+def get_issue(session: Session, issue_id: int) -> Issue:
+    issue = session.get(Issue, issue_id)
+    if issue is None:
+        raise InputError(f"no issue number {issue_id}")
+    return issue
+
+
+def _editable(session: Session, issue_id: int) -> Issue:
+    issue = get_issue(session, issue_id)
+    if issue.state not in EDITABLE:
+        raise InputError(f"issue {issue_id} is {issue.state}: only a draft can be edited")
+    return issue
+
+
+def _entry(session: Session, issue_id: int, item_id: int) -> IssueItem:
+    entry = session.get(IssueItem, (issue_id, item_id))
+    if entry is None:
+        raise InputError(f"item {item_id} is not in issue {issue_id}")
+    return entry
+
+
+def issue_items(session: Session, issue_id: int) -> list[tuple[IssueItem, Item]]:
+    """The items of an issue with the editor's changes, in fetch order."""
+    query = (
+        select(IssueItem, Item)
+        .join(Item, col(Item.id) == IssueItem.item_id)
+        .where(IssueItem.issue_id == issue_id)
+        .order_by(col(Item.fetched_at), col(Item.id))
+    )
+    return [(entry, item) for entry, item in session.exec(query)]
+
+
+def find_items(session: Session, issue_id: int, title: str) -> list[Item]:
+    """Items of the issue whose title contains ``title`` (case-insensitive)."""
+    needle = title.casefold()
+    return [item for _, item in issue_items(session, issue_id) if needle in item.title.casefold()]
+
+
+def drop_item(session: Session, issue_id: int, item_id: int, *, dropped: bool = True) -> None:
+    _editable(session, issue_id)
+    entry = _entry(session, issue_id, item_id)
+    entry.dropped = dropped
+    session.add(entry)
+
+
+def move_item(session: Session, issue_id: int, item_id: int, code: str) -> None:
+    """File the item under another country or region, in this issue only."""
+    _editable(session, issue_id)
+    entry = _entry(session, issue_id, item_id)
+    entry.country = item_store.parse_heading(code)
+    session.add(entry)
+
+
+def pin_item(session: Session, issue_id: int, item_id: int, *, pinned: bool = True) -> None:
+    _editable(session, issue_id)
+    entry = _entry(session, issue_id, item_id)
+    entry.pinned = pinned
+    session.add(entry)
+
+
+def set_note(session: Session, issue_id: int, markdown: str) -> None:
+    issue = _editable(session, issue_id)
+    issue.note = markdown
+    session.add(issue)
+
+
+def set_subject(session: Session, issue_id: int, subject: str) -> None:
+    issue = _editable(session, issue_id)
+    issue.subject = " ".join(subject.split())  # one line: it becomes a header
+    session.add(issue)
+
+
+def approve(
+    session: Session, issue_id: int, now: datetime, send_after: datetime | None = None
+) -> Issue:
+    issue = _editable(session, issue_id)
+    issue.state = IssueState.APPROVED
+    issue.approved_at = now
+    issue.send_after = send_after
+    session.add(issue)
+    return issue
+
+
+def discard(session: Session, issue_id: int) -> Issue:
+    issue = get_issue(session, issue_id)
+    if issue.state not in (IssueState.DRAFT, IssueState.APPROVED):
+        raise InputError(f"issue {issue_id} is {issue.state}: it can no longer be discarded")
+    issue.state = IssueState.DISCARDED
+    session.add(issue)
+    return issue
+
+
+def render_note(markdown: str) -> str:
+    """An editor's Markdown note as safe HTML (raw HTML in the note is escaped)."""
+    return _markdown.render(markdown).strip() if markdown.strip() else ""
+
+
+def issue_candidates(session: Session, issue_id: int) -> list[Candidate]:
+    """The issue's items as digest candidates, with the editor's changes applied."""
+    out = []
+    for entry, item in issue_items(session, issue_id):
+        if entry.dropped:
+            continue
+        candidate = item_store.to_candidate(item)
+        primary, region = candidate.primary, candidate.region
+        if entry.country:
+            if entry.country.startswith(item_store.REGION_PREFIX):
+                primary, region = None, entry.country.removeprefix(item_store.REGION_PREFIX)
+            else:
+                primary, region = entry.country, None
+        out.append(replace(candidate, primary=primary, region=region, pinned=entry.pinned))
+    return out
+
+
+def issue_digest(
+    session: Session,
+    issue: Issue,
+    *,
+    title: str,
+    settings: DigestSettings,
+    candidates: list[Candidate] | None = None,
+) -> Digest:
+    """The digest of an issue, exactly as its snapshot stands.
+
+    Freshness is judged at the issue's creation, so an approved issue renders the same
+    whenever it is sent. ``candidates`` lets a caller pass a filtered subset (a variant).
+    """
+    assert issue.id is not None
+    chosen = issue_candidates(session, issue.id) if candidates is None else candidates
+    return build_digest(
+        chosen,
+        title=title,
+        now=issue.created_at,
+        settings=settings,
+        subject=issue.subject or None,
+        note=render_note(issue.note),
+    )
