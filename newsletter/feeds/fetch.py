@@ -158,6 +158,10 @@ async def _download(
         download = _Download("error", error=str(exc))
     except httpx.HTTPError as exc:
         download = _Download("error", error=_describe_http_error(exc))
+    except httpx.InvalidURL as exc:
+        # httpx prepares the next request of a redirect even when it is not following it, so a
+        # Location it cannot parse ("javascript:alert(1)") surfaces here.
+        download = _Download("error", error=f"invalid URL: {exc}")
     except Exception as exc:  # one feed's surprise must not stop the others
         download = _Download("error", error=f"unexpected {type(exc).__name__}: {exc}")
     download.started = started

@@ -1,0 +1,377 @@
+"""A real HTTP server on loopback that serves feeds and misbehaves on request.
+
+For any test that fetches feeds (feeds, pipeline, CLI): no mocks, real sockets, real HTTP.
+
+    from tests.feedserver import FeedServer, feed_server  # noqa: F401  (the fixture)
+
+    def test_something(feed_server: FeedServer) -> None:
+        url = feed_server.url("/feeds/orinoco_tribune.rss")
+        ...
+        assert feed_server.requests_for("/feeds/orinoco_tribune.rss")[0].headers["user-agent"]
+
+Or as a context manager: `with FeedServer() as server: ...`.
+
+Documents: every file in `root` (default tests/feeds/) is served at /feeds/<name>, and
+`add(path, body)` serves more from memory. Documents carry an ETag and a Last-Modified and answer
+conditional GETs with 304.
+
+Special routes:
+    /gzip/<path>               the document, Content-Encoding: gzip
+    /redirect/<code>/<path>    one redirect (301, 302, 303, 307, 308) to /<path>
+    /chain/<n>/<path>          n successive 301s, then /<path>
+    /redirect-to?status=301&to=<url>   a redirect to any URL (ftp://…, another host…)
+    /loop/a, /loop/b           redirect to each other forever
+    /status/<code>             that status; 429 carries Retry-After: 120, 503 an HTTP date
+                               (override with ?retry_after=…)
+    /slow/<seconds>/<path>     waits, then serves the document (for timeouts)
+    /huge                      streams HUGE_BYTES of valid-looking XML, no Content-Length
+    /huge-declared             declares a 50 MiB Content-Length
+    /gzip-bomb                 20 KiB on the wire, HUGE_BYTES once decompressed
+    /drop                      closes the connection without answering
+
+Run `python -m tests.feedserver DIR` to serve a directory from another process (the benchmark
+does, so the server does not share the client's GIL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "feeds"
+HUGE_BYTES = 11 * 1024 * 1024  # more than FetchSettings.max_bytes' default of 10 MiB
+LAST_MODIFIED = datetime(2026, 11, 19, 21, 10, 4, tzinfo=UTC)
+_CONTENT_TYPES = {
+    ".rss": "application/rss+xml",
+    ".atom": "application/atom+xml",
+    ".rdf": "application/rdf+xml",
+    ".xml": "application/xml",
+    ".html": "text/html; charset=utf-8",
+}
+
+
+@dataclass(frozen=True)
+class Document:
+    body: bytes
+    content_type: str
+    etag: str
+    last_modified: datetime
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    method: str
+    path: str  # with the query string
+    headers: dict[str, str]  # lower-cased names
+    status: int  # what the server answered (0 if it dropped the connection)
+
+
+class FeedServer:
+    """A ThreadingHTTPServer on 127.0.0.1, on a free port, in a background thread."""
+
+    def __init__(self, root: Path | None = FIXTURES, *, host: str = "127.0.0.1", port: int = 0):
+        self._documents: dict[str, Document] = {}
+        self._log: list[RequestRecord] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._httpd = _Server((host, port), _Handler)
+        self._httpd.feed_server = self
+        self._thread: threading.Thread | None = None
+        if root is not None:
+            for path in sorted(root.iterdir()):
+                if path.is_file():
+                    self.add(f"/feeds/{path.name}", path.read_bytes())
+
+    # --- lifecycle ---
+
+    def start(self) -> FeedServer:
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes /slow handlers
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+        self._httpd.server_close()
+
+    def __enter__(self) -> FeedServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # --- content ---
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def url(self, path: str) -> str:
+        """The absolute URL of a path on this server ("/feeds/x.rss")."""
+        return self.base_url + (path if path.startswith("/") else f"/{path}")
+
+    def add(
+        self,
+        path: str,
+        body: bytes,
+        content_type: str | None = None,
+        *,
+        last_modified: datetime = LAST_MODIFIED,
+    ) -> str:
+        """Serve `body` at `path` (replacing what was there: a new ETag); return its URL."""
+        if content_type is None:
+            content_type = _CONTENT_TYPES.get(Path(path).suffix, "application/xml")
+        etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+        with self._lock:
+            self._documents[path] = Document(body, content_type, etag, last_modified)
+        return self.url(path)
+
+    def document(self, path: str) -> Document | None:
+        with self._lock:
+            return self._documents.get(path)
+
+    # --- request log ---
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._log)
+
+    def requests_for(self, path: str) -> list[RequestRecord]:
+        return [record for record in self.requests if urlsplit(record.path).path == path]
+
+    def clear_log(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    def _record(self, record: RequestRecord) -> None:
+        with self._lock:
+            self._log.append(record)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256  # the benchmark opens a few hundred connections at once
+    feed_server: FeedServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that hang up (timeouts, size caps) are expected here, not errors.
+        pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if self._route() == 0:
+            self._log_request(0)
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        # Logged here, before a byte of the response is written, so a client that has its answer
+        # always finds its request in the log.
+        self._log_request(code)
+        super().send_response(code, message)
+
+    def _log_request(self, status: int) -> None:
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        self.server.feed_server._record(RequestRecord(self.command, self.path, headers, status))
+
+    # --- routing ---
+
+    def _route(self) -> int:
+        owner = self.server.feed_server
+        parts = urlsplit(self.path)
+        path, query = parts.path, parse_qs(parts.query)
+        segments = path.strip("/").split("/")
+
+        if path.startswith("/gzip/"):
+            return self._serve(path[len("/gzip") :], gzip_body=True)
+        if path.startswith("/redirect/") and len(segments) >= 3:
+            return self._redirect(int(segments[1]), "/" + "/".join(segments[2:]))
+        if path.startswith("/chain/") and len(segments) >= 3:
+            left = int(segments[1])
+            rest = "/" + "/".join(segments[2:])
+            return self._redirect(301, f"/chain/{left - 1}{rest}" if left > 1 else rest)
+        if path == "/redirect-to":
+            return self._redirect(int(query.get("status", ["302"])[0]), query["to"][0])
+        if path == "/loop/a":
+            return self._redirect(302, "/loop/b")
+        if path == "/loop/b":
+            return self._redirect(302, "/loop/a")
+        if path.startswith("/status/"):
+            return self._status(int(segments[1]), query.get("retry_after", [None])[0])
+        if path.startswith("/slow/") and len(segments) >= 3:
+            owner._stopping.wait(float(segments[1]))
+            return self._serve("/" + "/".join(segments[2:]))
+        if path == "/huge":
+            return self._huge()
+        if path == "/huge-declared":
+            return self._huge_declared()
+        if path == "/gzip-bomb":
+            return self._gzip_bomb()
+        if path == "/drop":
+            self.close_connection = True
+            return 0
+        return self._serve(path)
+
+    # --- responses ---
+
+    def _serve(self, path: str, *, gzip_body: bool = False) -> int:
+        document = self.server.feed_server.document(path)
+        if document is None:
+            return self._plain(404, b"not found\n")
+        if self._not_modified(document):
+            self.send_response(304)
+            self.send_header("ETag", document.etag)
+            self.send_header("Last-Modified", format_datetime(document.last_modified, True))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return 304
+        body = document.body
+        self.send_response(200)
+        self.send_header("Content-Type", document.content_type)
+        self.send_header("ETag", document.etag)
+        self.send_header("Last-Modified", format_datetime(document.last_modified, True))
+        if gzip_body:
+            body = gzip.compress(body)
+            self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        return 200
+
+    def _not_modified(self, document: Document) -> bool:
+        # RFC 9110 13.2.2: If-None-Match wins over If-Modified-Since when both are sent.
+        if_none_match = self.headers.get("If-None-Match")
+        if if_none_match is not None:
+            tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+            return document.etag in tags or "*" in tags
+        if_modified_since = self.headers.get("If-Modified-Since")
+        if if_modified_since:
+            try:
+                since = parsedate_to_datetime(if_modified_since)
+            except (TypeError, ValueError):
+                return False
+            return document.last_modified <= since
+        return False
+
+    def _redirect(self, code: int, location: str) -> int:
+        self.send_response(code)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return code
+
+    def _status(self, code: int, retry_after: str | None) -> int:
+        self.send_response(code)
+        if code == 429:
+            self.send_header("Retry-After", retry_after or "120")
+        elif code == 503:
+            self.send_header("Retry-After", retry_after or "Fri, 20 Nov 2026 12:00:00 GMT")
+        body = f"status {code}\n".encode()
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        return code
+
+    def _plain(self, code: int, body: bytes) -> int:
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        return code
+
+    def _huge(self) -> int:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/rss+xml")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        self.wfile.write(b'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title>')
+        for chunk in _filler(HUGE_BYTES):
+            self.wfile.write(chunk)
+        return 200
+
+    def _huge_declared(self) -> int:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/rss+xml")
+        self.send_header("Content-Length", str(50 * 1024 * 1024))
+        self.end_headers()
+        self.close_connection = True
+        self.wfile.write(b'<?xml version="1.0"?><rss version="2.0">')
+        return 200
+
+    def _gzip_bomb(self) -> int:
+        body = _gzip_bomb_body()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/rss+xml")
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        return 200
+
+
+def _filler(size: int) -> Iterator[bytes]:
+    item = b"<item><title>filler</title><description>" + b"x" * 4000 + b"</description></item>"
+    for _ in range(size // len(item) + 1):
+        yield item
+
+
+_bomb_cache: list[bytes] = []
+
+
+def _gzip_bomb_body() -> bytes:
+    if not _bomb_cache:
+        _bomb_cache.append(gzip.compress(b" " * HUGE_BYTES, compresslevel=9))
+    return _bomb_cache[0]
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    """A running FeedServer with the fixture feeds of tests/feeds/ under /feeds/."""
+    with FeedServer() as server:
+        yield server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve a directory of feeds at /feeds/<name>.")
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    with FeedServer(args.root, port=args.port) as server:
+        print(server.base_url, flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
