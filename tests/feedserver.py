@@ -2,7 +2,7 @@
 
 For any test that fetches feeds (feeds, pipeline, CLI): no mocks, real sockets, real HTTP.
 
-    from tests.feedserver import FeedServer, feed_server  # noqa: F401  (the fixture)
+    from tests.feedserver import FeedServer, feed_server_fixture  # noqa: F401  (the fixture)
 
     def test_something(feed_server: FeedServer) -> None:
         url = feed_server.url("/feeds/orinoco_tribune.rss")
@@ -352,8 +352,8 @@ def _gzip_bomb_body() -> bytes:
     return _bomb_cache[0]
 
 
-@pytest.fixture
-def feed_server() -> Iterator[FeedServer]:
+@pytest.fixture(name="feed_server")
+def feed_server_fixture() -> Iterator[FeedServer]:
     """A running FeedServer with the fixture feeds of tests/feeds/ under /feeds/."""
     with FeedServer() as server:
         yield server

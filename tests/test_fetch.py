@@ -10,7 +10,7 @@ import pytest
 
 from newsletter.feeds import FeedRequest, FeedResult, FetchSettings, fetch_feeds
 from newsletter.feeds.fetch import _retry_after
-from tests.feedserver import FeedServer, feed_server  # noqa: F401
+from tests.feedserver import FeedServer, feed_server_fixture  # noqa: F401
 
 # Parse in-process in most tests (fast, deterministic); the pool has its own tests below.
 INLINE = FetchSettings(timeout=5.0, parse_workers=0)
