@@ -1,1 +1,73 @@
-"""Shared fixtures. Stage-specific helpers live in their own modules under tests/."""
+"""Shared fixtures. Stage-specific helpers live in their own modules under tests/.
+
+``engine`` runs a test on every database backend: a fresh SQLite file, and a fresh schema
+on the PostgreSQL server named by ``NEWSLETTER_TEST_POSTGRES_URL``. Without that server
+the PostgreSQL runs skip with the reason; under CI (``CI=true``) they fail instead, so a
+missing server can never pass silently.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+from sqlalchemy.engine import Engine, make_url
+
+from newsletter.store import migrate, open_engine
+
+POSTGRES_ENV = "NEWSLETTER_TEST_POSTGRES_URL"
+BACKENDS = ("sqlite", "postgresql")
+
+
+def _postgres_admin_url() -> str:
+    url = os.environ.get(POSTGRES_ENV)
+    reason = None
+    if not url:
+        reason = f"{POSTGRES_ENV} is not set"
+    else:
+        try:
+            admin = sqlalchemy.create_engine(url)
+            with admin.connect():
+                pass
+            admin.dispose()
+        except sqlalchemy.exc.OperationalError as exc:
+            reason = f"PostgreSQL at {make_url(url).render_as_string()} is unreachable: {exc.orig}"
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI requires PostgreSQL: {reason}")
+        pytest.skip(reason)
+    assert url is not None
+    return url
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'subscribers.db'}"
+        return
+    admin_url = _postgres_admin_url()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(admin_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """A migrated database on each backend."""
+    engine = open_engine(database_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -12,16 +11,9 @@ from newsletter import issues
 from newsletter.digest import DigestSettings
 from newsletter.errors import InputError
 from newsletter.models import Issue, IssueState, Item
-from newsletter.store import migrate, open_engine, session_scope
+from newsletter.store import session_scope
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    engine = open_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    migrate(engine)
-    return engine
 
 
 def add_item(
