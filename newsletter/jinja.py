@@ -37,13 +37,18 @@ _SLUG = re.compile(r"[^a-z0-9]+")
 
 
 def template_dirs() -> list[Path]:
-    """The template directories that exist, the installed copy first."""
-    dirs = [d for d in (PACKAGE_TEMPLATES, REPO_TEMPLATES) if d.is_dir()]
-    if not dirs:
-        raise FileNotFoundError(
-            f"no templates directory: looked for {PACKAGE_TEMPLATES} and {REPO_TEMPLATES}"
-        )
-    return dirs
+    """Where templates are loaded from: the installed copy, else the checkout's.
+
+    Only one directory is used, so an installed package never mixes in a stray
+    ``site-packages/templates``; the checkout's is recognised by its pyproject.toml.
+    """
+    if PACKAGE_TEMPLATES.is_dir():
+        return [PACKAGE_TEMPLATES]
+    if REPO_TEMPLATES.is_dir() and (REPO_TEMPLATES.parent / "pyproject.toml").is_file():
+        return [REPO_TEMPLATES]
+    raise FileNotFoundError(
+        f"no templates directory: looked for {PACKAGE_TEMPLATES} and {REPO_TEMPLATES}"
+    )
 
 
 def create_environment() -> Environment:

@@ -531,7 +531,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_templates_found_in_checkout() -> None:
-    assert REPO / "templates" in template_dirs()
+    assert template_dirs() == [REPO / "templates"]
 
 
 def test_wheel_ships_templates_and_finds_them(tmp_path: Path) -> None:
