@@ -14,8 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from croniter import croniter
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from newsletter.countries import is_country_code
 from newsletter.digest import DigestSettings
@@ -80,8 +89,27 @@ class DigestSection(_Strict):
 class ScheduleSection(_Strict):
     cron: str = "0 7 * * MON"
     timezone: str = "UTC"
-    daily: str = "0 7 * * *"
+    daily: str = "0 7 * * *"  # "" turns the daily slots off
     max_lateness_hours: Annotated[float, Field(gt=0)] = 24.0
+
+    @field_validator("cron", "daily")
+    @classmethod
+    def _cron(cls, value: str, info: ValidationInfo) -> str:
+        value = " ".join(value.split())
+        if info.field_name == "daily" and not value:
+            return value
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise ValueError(f"not a five-field cron expression: {value!r}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r} (use a zoneinfo name)") from None
+        return value
 
 
 class DkimSection(_Strict):
