@@ -7,16 +7,20 @@ approval wait for the next issue, and edits are refused once an issue left the d
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from markdown_it import MarkdownIt
 from sqlmodel import Session, col, select
 
 from newsletter import items as item_store
+from newsletter.config import Config, SourceEntry
 from newsletter.digest import Candidate, Digest, DigestSettings, build_digest
 from newsletter.errors import InputError
-from newsletter.models import Issue, IssueItem, IssueState, Item
+from newsletter.models import Issue, IssueItem, IssueState, Item, SourceState
+from newsletter.render import RenderedDigest, fill, render_digest
 
 EDITABLE = (IssueState.DRAFT,)
 # Markdown for editors' notes: no raw HTML, so a note can never inject markup.
@@ -191,3 +195,137 @@ def issue_digest(
         subject=issue.subject or None,
         note=render_note(issue.note),
     )
+
+
+# --- for the editors' tools (CLI twins, /editor pages, archive) -------------------------
+
+
+def list_issues(
+    session: Session, *, kind: str | None = None, states: tuple[str, ...] | None = None
+) -> list[Issue]:
+    """Issues, newest first."""
+    query = select(Issue)
+    if kind:
+        query = query.where(Issue.kind == kind)
+    if states:
+        query = query.where(col(Issue.state).in_(states))
+    return list(session.exec(query.order_by(col(Issue.id).desc())))
+
+
+def sent_issues(session: Session, kind: str = "weekly") -> list[Issue]:
+    """Sent issues of one kind, newest first: what the public archive shows."""
+    query = select(Issue).where(Issue.kind == kind, Issue.state == IssueState.SENT)
+    return list(session.exec(query.order_by(col(Issue.sent_at).desc(), col(Issue.id).desc())))
+
+
+def filed_under(entry: IssueItem, item: Item) -> str | None:
+    """Where the item stands in this issue: the issue's move, else the item's placement."""
+    if entry.country:
+        return entry.country
+    primary, region = item_store.placement(item)
+    return primary or (item_store.REGION_PREFIX + region if region else None)
+
+
+def drop_by_title(session: Session, issue_id: int, title: str, *, dropped: bool = True) -> Item:
+    """Drop the one item whose title contains ``title``; refuse when several or none match."""
+    _editable(session, issue_id)
+    matches = find_items(session, issue_id, title)
+    exact = [i for i in matches if i.title.casefold() == title.casefold()]
+    if len(exact) == 1:
+        matches = exact
+    if not matches:
+        raise InputError(f"no item of issue {issue_id} has {title!r} in its title")
+    if len(matches) > 1:
+        listed = "; ".join(f"{i.id}: {i.title}" for i in matches[:10])
+        raise InputError(f"{len(matches)} items match {title!r}, use --item ID: {listed}")
+    item = matches[0]
+    assert item.id is not None
+    drop_item(session, issue_id, item.id, dropped=dropped)
+    return item
+
+
+def feed_health(
+    session: Session, sources: Sequence[SourceEntry], issue_id: int
+) -> list[SourceHealth]:
+    """How each configured source fared for this issue: failing, silent or fine."""
+    counts: dict[str, int] = {}
+    for _, item in issue_items(session, issue_id):
+        counts[item.source] = counts.get(item.source, 0) + 1
+    states = {s.name: s for s in session.exec(select(SourceState))}
+    out = []
+    for source in sources:
+        state = states.get(source.name)
+        failures = state.consecutive_failures if state else 0
+        disabled = bool(state and state.disabled)
+        out.append(
+            SourceHealth(
+                name=source.name,
+                items=counts.get(source.name, 0),
+                failing=disabled or failures > 0,
+                disabled=disabled,
+                consecutive_failures=failures,
+                last_error=(state.last_error if state and failures else None) or None,
+                last_success=state.last_success if state else None,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    name: str
+    items: int  # items this source brought into the issue
+    failing: bool
+    disabled: bool
+    consecutive_failures: int
+    last_error: str | None
+    last_success: datetime | None
+
+    @property
+    def silent(self) -> bool:
+        return self.items == 0
+
+
+def parse_when(text: str, timezone: str = "UTC") -> datetime:
+    """An ISO 8601 time (``2026-11-23 07:00``, ``…T07:00+01:00``); naive means ``timezone``."""
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(f"not a time: {text!r} (use ISO 8601, e.g. 2026-11-23T07:00)") from None
+    if when.tzinfo is None:
+        try:
+            when = when.replace(tzinfo=ZoneInfo(timezone))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InputError(f"unknown time zone {timezone!r}") from None
+    return when.astimezone(UTC)
+
+
+def render_issue(
+    session: Session,
+    issue: Issue,
+    config: Config,
+    *,
+    candidates: list[Candidate] | None = None,
+) -> tuple[Digest, RenderedDigest]:
+    """The issue's digest and its public copy (links to the generic subscribe pages).
+
+    What the archive shows and what `preview` writes; a subscriber's own copy differs
+    only by the links the mailer fills in.
+    """
+    from newsletter.pipeline import public_links  # pipeline imports this module
+
+    digest = issue_digest(
+        session, issue, title=config.title, settings=config.digest, candidates=candidates
+    )
+    rendered = render_digest(
+        digest, base_url=config.newsletter.base_url, lang=config.newsletter.lang
+    )
+    return digest, fill(rendered, **public_links(config))
+
+
+def draft_digest(session: Session, config: Config, kind: str = "weekly") -> Digest | None:
+    """The current draft's digest (what `preview` shows when there is a draft), else None."""
+    draft = current_draft(session, kind)
+    if draft is None:
+        return None
+    return issue_digest(session, draft, title=config.title, settings=config.digest)

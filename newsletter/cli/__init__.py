@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from newsletter import __version__
 from newsletter.cli import fetch, items, preview, setup, sources
+from newsletter.cli import issues as issues_cli
 from newsletter.cli import subscribers as subscribers_cli
 from newsletter.cli.context import AppContext, err_console
 from newsletter.errors import NewsletterError
@@ -62,6 +63,7 @@ fetch.register(app)
 preview.register(app)
 app.add_typer(sources.app, name="sources")
 app.add_typer(items.app, name="items")
+issues_cli.register(app)
 app.add_typer(subscribers_cli.app, name="subscribers")
 
 

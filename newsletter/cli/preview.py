@@ -9,7 +9,9 @@ from typing import Annotated
 import typer
 
 from newsletter.cli.context import app_context, console
+from newsletter.issues import draft_digest
 from newsletter.pipeline import next_digest, write_preview
+from newsletter.store import session_scope
 
 
 def preview(
@@ -23,12 +25,17 @@ def preview(
 ) -> None:
     """Render the next digest to OUT/digest.html, .txt and .json; sends and marks nothing.
 
+    When there is a weekly draft, it is the draft as edited (`newsletter issues show`).
+
     Example:
 
         newsletter preview --out /tmp/preview --open
     """
     app = app_context(ctx)
-    digest = next_digest(app.config, app.engine())
+    with session_scope(app.engine()) as session:
+        digest = draft_digest(session, app.config)
+    if digest is None:
+        digest = next_digest(app.config, app.engine())
     paths = write_preview(app.config, digest, out)
     console.print(f"{digest.subject}")
     console.print(
