@@ -91,6 +91,7 @@ class Digest:
     countries: tuple[CountryGroup, ...] = ()
     note: str = ""  # an editor's note, already rendered to safe HTML
     item_ids: tuple[int, ...] = field(default=())  # every stored item the digest covers
+    omitted: int = 0  # items of sources left without a single slot once max_items ran out
 
     @property
     def item_count(self) -> int:
@@ -98,7 +99,7 @@ class Digest:
 
     @property
     def more_count(self) -> int:
-        return sum(s.more for g in self.countries for s in g.sources)
+        return sum(s.more for g in self.countries for s in g.sources) + self.omitted
 
     @property
     def is_empty(self) -> bool:
@@ -166,6 +167,7 @@ def build_digest(
         return rank, -size, name
 
     budget = settings.max_items
+    omitted = 0
     groups: list[CountryGroup] = []
     for key in sorted(tree, key=heading_order):
         code, name, emoji = key
@@ -177,12 +179,12 @@ def build_digest(
             keep = min(len(ordered), settings.max_per_source, budget)
             budget -= keep
             items = tuple(_item(c, sources) for c, sources in ordered[:keep])
-            if items or ordered:
+            if items:
                 source_groups.append(SourceGroup(source, items, more=len(ordered) - keep))
-        if any(s.items for s in source_groups):
-            groups.append(
-                CountryGroup(code, name, emoji, tuple(s for s in source_groups if s.items))
-            )
+            else:
+                omitted += len(ordered)
+        if source_groups:
+            groups.append(CountryGroup(code, name, emoji, tuple(source_groups)))
     return Digest(
         title=title,
         subject=subject or default_subject(title, groups),
@@ -190,11 +192,12 @@ def build_digest(
         countries=tuple(groups),
         note=note,
         item_ids=tuple(sorted(c.id for c in candidates)),
+        omitted=omitted,
     )
 
 
 def default_subject(title: str, groups: Sequence[CountryGroup]) -> str:
-    """ "Latin America Weekly: 42 stories from Venezuela, Cuba, Bolivia and more"."""
+    """The default subject, e.g. "LA Weekly: 42 stories from Venezuela, Cuba, Bolivia and more"."""
     named = [g.name for g in groups if g.code]
     n = sum(g.item_count for g in groups)
     if not n:

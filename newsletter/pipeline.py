@@ -145,6 +145,7 @@ def digest_json(digest: Digest) -> dict[str, Any]:
         "title": digest.title,
         "date": digest.date.isoformat(),
         "item_count": digest.item_count,
+        "more_count": digest.more_count,
         "countries": [
             {
                 "code": group.code,

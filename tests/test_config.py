@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import load_config, parse_config, resolve_database
+from newsletter.config import SourceEntry, load_config, parse_config, resolve_database
 from newsletter.config_file import add_source, remove_source, starter_text, write_starter
-from newsletter.config import SourceEntry
 from newsletter.errors import ConfigError, InputError
 
 
@@ -40,7 +39,7 @@ def test_write_starter_never_overwrites(tmp_path: Path) -> None:
         ({"newsletter": {"titel": "x"}}, "newsletter.titel", "unknown key"),
         ({"smtp": {"security": "ssl"}}, "smtp.security", "'none', 'starttls' or 'tls'"),
         ({"smtp": {"port": 0}}, "smtp.port", "greater than or equal to 1"),
-        ({"newsletter": {"base_url": "localhost:8000"}}, "newsletter.base_url", "not an http(s) URL"),
+        ({"newsletter": {"base_url": "localhost:8000"}}, "newsletter.base_url", "not an http(s)"),
         (
             {"sources": [{"name": "A", "url": "https://a.example/feed", "country": "XX"}]},
             "sources.0.country",

@@ -78,6 +78,15 @@ def test_caps_per_source_and_in_total_are_counted() -> None:
     assert digest.more_count == 7
 
 
+def test_sources_left_without_a_slot_are_still_counted() -> None:
+    busy = [item(i, "teleSUR", "VE", hours=i) for i in range(1, 5)]
+    late = [item(10, "Prensa Latina", "CU"), item(11, "Kawsachun News", "BO", hours=2)]
+    digest = build_digest(busy + late, title="T", now=NOW, settings=DigestSettings(max_items=3))
+    assert digest.item_count == 3
+    assert digest.omitted == 2
+    assert digest.more_count == 3  # one more from teleSUR, two from sources with no slot
+
+
 def test_old_items_are_left_out_but_covered() -> None:
     items = [item(1, "teleSUR", "VE", hours=24 * 8), item(2, "teleSUR", "VE")]
     digest = build_digest(items, title="T", now=NOW, settings=DigestSettings(max_age_days=7))
