@@ -83,9 +83,9 @@ def safe_url(url: str, base_url: str | None = None) -> str | None:
     url = re.sub(r"[\x00-\x20\x7f]+", "", unescape(url))
     if not url:
         return None
-    if base_url:
-        url = urljoin(base_url, url)
     try:
+        if base_url:
+            url = urljoin(base_url, url)
         parts = urlsplit(url)
     except ValueError:  # e.g. an invalid IPv6 literal
         return None
@@ -160,7 +160,8 @@ _BLOCK_TAGS: frozenset[str] = frozenset(
         "ul",
     }
 )
-_INVISIBLE_TAGS: frozenset[str] = _DROP_WITH_CONTENT | {"head"}
+# Void elements (embed) have no end tag to close the hidden region, so they are left out.
+_INVISIBLE_TAGS: frozenset[str] = (_DROP_WITH_CONTENT | {"head"}) - {"embed"}
 
 
 class _TextExtractor(HTMLParser):
@@ -189,17 +190,27 @@ class _TextExtractor(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         if not self._hidden_depth:
-            self.parts.append(data)
+            self.parts.append(_reflow(data))
 
 
 def html_to_text(html: str) -> str:
     """The visible text of `html`: entities decoded, one paragraph per line, spaces collapsed."""
     if "<" not in html and "&" not in html:
-        return _collapse_lines(html)
+        return _collapse_lines(_reflow(html))
     parser = _TextExtractor()
     parser.feed(html)
     parser.close()
     return _collapse_lines("".join(parser.parts))
+
+
+def _reflow(text: str) -> str:
+    """In HTML a line break is a space; a blank line is still kept as a paragraph break, because
+    plain-text feed descriptions separate their paragraphs that way."""
+    paragraphs = _PARAGRAPH_BREAK.split(text)
+    return "\n".join(paragraph.replace("\n", " ") for paragraph in paragraphs)
+
+
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t\r]*\n")
 
 
 def _collapse_lines(text: str) -> str:
