@@ -38,7 +38,8 @@ ABBREVIATIONS: dict[str, tuple[str, ...]] = {
 # Extra names of countries: common English/Spanish/Portuguese forms that CLDR's single
 # name per locale misses (CLDR says "Palestinian Territories", "Myanmar (Burma)"...).
 EXTRA_NAMES: dict[str, tuple[str, ...]] = {
-    "US": ("America", "United States of America", "Estados Unidos de América"),
+    # "White House" is the usual metonym; geonames also lists it as a name of Casablanca
+    "US": ("America", "United States of America", "Estados Unidos de América", "White House"),
     "GB": ("Britain", "Great Britain", "Gran Bretaña", "Grã-Bretanha"),
     "PS": (
         "Palestine",
@@ -167,7 +168,7 @@ STOP_WORDS: frozenset[str] = _words(
     jackson lincoln hamilton columbus eugene irving norman lowell richardson santos
     pereira sucre bolivar leon colon trinidad rodriguez juarez linha centro sur norte
     meta cordillera herrera magdalena santander alberta centre nord ouest sud est central
-    capital boqueron flores
+    capital boqueron flores metro kennedy bush george enterprise cano urdaneta burgos giron
     """
 )
 
