@@ -20,6 +20,7 @@ from newsletter import health, items
 from newsletter.config import Config
 from newsletter.digest import Digest, build_digest
 from newsletter.feeds import FeedRequest, FeedResult, FetchSettings, canonical_link, fetch_feeds
+from newsletter.models import SourceState
 from newsletter.render import RenderedDigest, fill, render_digest
 from newsletter.store import session_scope
 
@@ -90,7 +91,7 @@ async def fetch_sources(
 
 def _store_result(engine: Engine, result: FeedResult, country: str, now: datetime) -> SourceReport:
     with session_scope(engine) as session:
-        state = session.get(health.SourceState, result.key)
+        state = session.get(SourceState, result.key)
         assert state is not None
         if result.moved_to:
             state.url = result.moved_to

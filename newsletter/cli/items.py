@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -33,7 +33,7 @@ def list_(
     """
     with session_scope(app_context(ctx).engine()) as session:
         rows = item_store.list_items(session, country=country, source=source, limit=limit)
-    out = []
+    out: list[dict[str, Any]] = []
     for item in rows:
         primary, region = item_store.placement(item)
         out.append(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -36,7 +36,7 @@ def list_(
     config = ctxobj.config
     with Session(ctxobj.engine()) as session:
         states = {s.name: s for s in session.exec(select(SourceState))}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for s in config.sources:
         st = states.get(s.name)
         rows.append(
