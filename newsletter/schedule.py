@@ -210,6 +210,8 @@ def plan(
         if late:
             return Plan(schedule.kind, abandon=last if last.status == "running" else None)
         return Plan(schedule.kind, run=latest, resume=True)
+    if last is None and late:
+        return Plan(schedule.kind)  # a new installation starts with the next slot
     missed: tuple[Slot, ...] = ()
     if last is not None:
         missed = tuple(schedule.between(last.due_at, latest.at))
