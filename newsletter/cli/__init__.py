@@ -17,6 +17,7 @@ from rich.markup import escape
 from newsletter import __version__
 from newsletter.cli import fetch, items, preview, setup, sources
 from newsletter.cli import issues as issues_cli
+from newsletter.cli import serve as serve_cli
 from newsletter.cli import subscribers as subscribers_cli
 from newsletter.cli.context import AppContext, err_console
 from newsletter.errors import NewsletterError
@@ -65,6 +66,7 @@ app.add_typer(sources.app, name="sources")
 app.add_typer(items.app, name="items")
 issues_cli.register(app)
 app.add_typer(subscribers_cli.app, name="subscribers")
+serve_cli.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
