@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from newsletter import __version__
 from newsletter.cli import fetch, items, preview, setup, sources
+from newsletter.cli import editors as editors_cli
 from newsletter.cli import issues as issues_cli
 from newsletter.cli import serve as serve_cli
 from newsletter.cli import subscribers as subscribers_cli
@@ -65,6 +66,7 @@ preview.register(app)
 app.add_typer(sources.app, name="sources")
 app.add_typer(items.app, name="items")
 issues_cli.register(app)
+app.add_typer(editors_cli.app, name="editors")
 app.add_typer(subscribers_cli.app, name="subscribers")
 serve_cli.register(app)
 
