@@ -35,7 +35,7 @@ def make_config(tmp_path: Path, server: FeedServer, extra: dict[str, str] | None
     ]
     doc = {
         "newsletter": {"database": "sqlite:///subscribers.db", "secret": "s"},
-        "fetch": {"timeout": 2.0},
+        "fetch": {"timeout": 0.5},
         "sources": sources,
     }
     return parse_config(doc, tmp_path / "newsletter.toml", env={})
@@ -86,7 +86,7 @@ def test_broken_feeds_never_stop_the_others(
         "Not a feed": "/feeds/not_a_feed.html",
         "Server error": "/status/500",
         "Gone": "/status/410",
-        "Too slow": "/slow/5/feeds/orinoco_tribune.rss",
+        "Too slow": "/slow/2/feeds/orinoco_tribune.rss",
         "Busy": "/status/429",
     }
     config = make_config(tmp_path, feed_server, broken)
