@@ -483,7 +483,7 @@ def _process_racer(db_url: str, marker: str, barrier: object, index: int) -> Non
 
 def test_processes_racing_run_due_send_once(db_url: str, tmp_path: Path) -> None:
     ctx = multiprocessing.get_context("spawn")
-    racers = 3
+    racers = 2
     barrier = ctx.Barrier(racers)
     marker = tmp_path / "calls.txt"
     procs = [

@@ -15,10 +15,12 @@ import typer
 from rich.markup import escape
 
 from newsletter import __version__
-from newsletter.cli import fetch, items, preview, setup, sources
 from newsletter.cli import editors as editors_cli
+from newsletter.cli import fetch, items, preview, setup, sources
 from newsletter.cli import issues as issues_cli
+from newsletter.cli import schedule as schedule_cli
 from newsletter.cli import serve as serve_cli
+from newsletter.cli import status as status_cli
 from newsletter.cli import subscribers as subscribers_cli
 from newsletter.cli.context import AppContext, err_console
 from newsletter.errors import NewsletterError
@@ -69,6 +71,8 @@ issues_cli.register(app)
 app.add_typer(editors_cli.app, name="editors")
 app.add_typer(subscribers_cli.app, name="subscribers")
 serve_cli.register(app)
+schedule_cli.register(app)
+status_cli.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
