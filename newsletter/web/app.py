@@ -15,6 +15,7 @@ from newsletter.config import Config
 from newsletter.errors import ConfigError
 from newsletter.web import home, preferences, subscribe, unsubscribe
 from newsletter.web.common import PageError, Site, render
+from newsletter.web.editor import editor_routes
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -45,7 +46,8 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for key, value in SECURITY_HEADERS.items():
-                    headers[key] = value
+                    if key not in headers:  # a response may set its own (the framed mail preview)
+                        headers[key] = value
                 if "cache-control" not in headers:
                     headers["Cache-Control"] = "no-store"
             await send(message)
@@ -79,7 +81,13 @@ def create_app(config: Config, engine: Engine) -> Starlette:
             key="newsletter.secret",
         )
     app = Starlette(
-        routes=[*home.routes, *subscribe.routes, *preferences.routes, *unsubscribe.routes],
+        routes=[
+            *home.routes,
+            *subscribe.routes,
+            *preferences.routes,
+            *unsubscribe.routes,
+            *editor_routes(config, engine),
+        ],
         middleware=[Middleware(SecurityHeaders)],
         exception_handlers={PageError: _page_error, HTTPException: _http_error},
         max_body_size=MAX_BODY_BYTES,
