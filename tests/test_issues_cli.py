@@ -148,3 +148,43 @@ def test_usage_errors(cli: Cli, tmp_path: Path) -> None:
     table = cli("issues", "show", number)
     assert "Cuba one" in table and "draft" in table
     assert number in cli("issues", "list")
+
+
+async def test_send_delivers_the_approved_snapshot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    from newsletter.models import Subscriber
+    from tests.smtpserver import SmtpServer
+
+    async with SmtpServer() as server:
+        config = tmp_path / "newsletter.toml"
+        config.write_text(
+            '[newsletter]\ntitle = "LA Weekly"\nsecret = "s3cret"\n'
+            f'[smtp]\nhost = "127.0.0.1"\nport = {server.port}\n'
+        )
+
+        async def cli(*args: str) -> str:
+            code = await asyncio.to_thread(main, ["--config", str(config), *args])
+            out, err = capsys.readouterr()
+            assert code == 0, out + err
+            return out
+
+        await cli("init")
+        add_items(
+            tmp_path / "subscribers.db", ("Bolivia lithium plan", "BO"), ("Cuba harvest", "CU")
+        )
+        engine = open_engine(f"sqlite:///{tmp_path / 'subscribers.db'}")
+        with session_scope(engine) as session:
+            session.add(Subscriber(email="reader@example.org"))
+        engine.dispose()
+        number = json.loads(await cli("draft", "--json"))["number"]
+        await cli("issues", "drop", str(number), "--title", "lithium")
+        await cli("issues", "approve", str(number))
+        assert "1 delivered" in await cli("issues", "send", str(number), "--yes")
+        [mail] = server.handler.received
+        assert mail.rcpt_tos == ("reader@example.org",)
+        body = mail.data.decode()
+        assert "Cuba harvest" in body and "lithium" not in body.lower()
+        assert json.loads(await cli("issues", "show", str(number), "--json"))["state"] == "sent"

@@ -7,7 +7,6 @@ Only a draft can be edited; what is sent is exactly the approved snapshot.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -19,7 +18,8 @@ from sqlmodel import Session
 
 from newsletter import issues as lifecycle
 from newsletter.cli.context import AppContext, app_context, console
-from newsletter.errors import InputError, NewsletterError
+from newsletter.errors import EXIT_FAILURE, InputError
+from newsletter.mailer.send import SendSummary
 from newsletter.models import Issue, IssueState
 from newsletter.store import session_scope
 
@@ -374,25 +374,21 @@ def send(
         f"send issue {number} ({summary['subject']}) to its {summary['kind']} subscribers?"
     ):
         raise typer.Exit(1)
-    result = send_issue(app, number)
-    console.print(escape(str(result)))
+    summary_ = send_issue(app, number)
+    console.print(
+        f"issue {number}: {summary_.delivered} delivered, {summary_.failed} failed, "
+        f"{summary_.skipped} skipped, {summary_.deferred} deferred"
+        + (" (the issue is sent)" if summary_.issue_sent else "")
+    )
+    if not summary_.ok:
+        raise typer.Exit(EXIT_FAILURE)
 
 
-def send_issue(app: AppContext, number: int) -> object:
-    """The mailer's send, through the pipeline (``pipeline.send_issue``)."""
-    from newsletter import pipeline
+def send_issue(app: AppContext, number: int) -> SendSummary:
+    """The mailer's send of one issue (``pipeline.send_issue``), resumable."""
+    from newsletter import pipeline  # the pipeline imports the lifecycle library
 
-    sender = getattr(pipeline, "send_issue", None)
-    if sender is None:
-        raise NewsletterError("sending is not available in this build (no pipeline.send_issue)")
-    result = sender(app.config, app.engine(), number)
-    if inspect.isawaitable(result):
-        result = asyncio.run(_await(result))
-    return result
-
-
-async def _await(value: Any) -> Any:
-    return await value
+    return asyncio.run(pipeline.send_issue(app.config, app.engine(), number))
 
 
 def register(root: typer.Typer) -> None:

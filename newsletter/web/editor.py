@@ -38,7 +38,7 @@ from newsletter import issues as lifecycle
 from newsletter import items as item_store
 from newsletter.config import Config
 from newsletter.countries import REGIONS, country_name, is_country_code, region_name
-from newsletter.digest import Candidate
+from newsletter.digest import Candidate, Digest
 from newsletter.errors import InputError, NewsletterError
 from newsletter.jinja import environment, template_dirs
 from newsletter.lists import list_id
@@ -540,14 +540,18 @@ def editor_routes(config: Config, engine: Engine) -> list[BaseRoute]:
     return EditorPages(config, engine).routes()
 
 
-async def send_test_copy(config: Config, engine: Engine, issue_id: int, address: str) -> None:
-    """A test copy of the issue (the public variant) to ``address``, through the mailer."""
-    from newsletter import pipeline
+async def send_test_copy(config: Config, engine: Engine, issue_id: int, address: str) -> str:
+    """A test copy of the issue (the public variant, generic links) to ``address``."""
+    from newsletter import pipeline  # the pipeline imports the lifecycle library
 
-    sender = getattr(pipeline, "send_test", None)
-    if sender is None:
-        raise NewsletterError("test sends are not available yet (no pipeline.send_test)")
-    await sender(config, engine, issue_id, [address])
+    def digest() -> Digest:
+        with session_scope(engine) as session:
+            issue = lifecycle.get_issue(session, issue_id)
+            return lifecycle.issue_digest(
+                session, issue, title=config.title, settings=config.digest
+            )
+
+    return await pipeline.send_test(config, await run_in_threadpool(digest), address)
 
 
 async def _to_index(request: Request) -> Response:
