@@ -16,6 +16,7 @@ from markdown_it import MarkdownIt
 from sqlmodel import Session, col, select
 
 from newsletter import items as item_store
+from newsletter.archive import ArchivedIssue
 from newsletter.config import Config, SourceEntry
 from newsletter.digest import Candidate, Digest, DigestSettings, build_digest
 from newsletter.errors import InputError
@@ -329,3 +330,22 @@ def draft_digest(session: Session, config: Config, kind: str = "weekly") -> Dige
     if draft is None:
         return None
     return issue_digest(session, draft, title=config.title, settings=config.digest)
+
+
+def archived(session: Session, config: Config, issue: Issue) -> ArchivedIssue:
+    """One sent issue as the public archive shows it (the public copy)."""
+    assert issue.id is not None
+    digest, rendered = render_issue(session, issue, config)
+    return ArchivedIssue(
+        number=issue.id,
+        subject=digest.subject,
+        sent_at=issue.sent_at or issue.approved_at or issue.created_at,
+        item_count=digest.item_count,
+        html=rendered.html,
+        text=rendered.text,
+    )
+
+
+def archive_entries(session: Session, config: Config, kind: str = "weekly") -> list[ArchivedIssue]:
+    """The sent issues of one kind, newest first, as the public archive shows them."""
+    return [archived(session, config, issue) for issue in sent_issues(session, kind)]

@@ -15,6 +15,7 @@ import typer
 from rich.markup import escape
 
 from newsletter import __version__
+from newsletter.cli import archive as archive_cli
 from newsletter.cli import editors as editors_cli
 from newsletter.cli import fetch, items, preview, setup, sources
 from newsletter.cli import issues as issues_cli
@@ -69,6 +70,7 @@ app.add_typer(sources.app, name="sources")
 app.add_typer(items.app, name="items")
 issues_cli.register(app)
 app.add_typer(editors_cli.app, name="editors")
+app.add_typer(archive_cli.app, name="archive")
 app.add_typer(subscribers_cli.app, name="subscribers")
 serve_cli.register(app)
 schedule_cli.register(app)

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from newsletter.config import Config
 from newsletter.errors import ConfigError
 from newsletter.web import home, preferences, subscribe, unsubscribe
+from newsletter.web.archive import archive_routes
 from newsletter.web.common import PageError, Site, render
 from newsletter.web.editor import editor_routes
 
@@ -87,6 +88,7 @@ def create_app(config: Config, engine: Engine) -> Starlette:
             *preferences.routes,
             *unsubscribe.routes,
             *editor_routes(config, engine),
+            *archive_routes(config, engine),
         ],
         middleware=[Middleware(SecurityHeaders)],
         exception_handlers={PageError: _page_error, HTTPException: _http_error},
