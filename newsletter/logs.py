@@ -111,19 +111,28 @@ def get_logger(name: str = ROOT) -> EventLogger:
     return EventLogger(logging.getLogger(name))
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when the event happens (tests swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure(
     stream: IO[str] | None = None, *, json_lines: bool | None = None, level: int = logging.INFO
 ) -> logging.Handler:
     """Send the ``newsletter`` logger's events to ``stream`` (stderr), one line each.
 
     ``json_lines`` defaults to "stream is not a terminal". Calling it again replaces the
-    handler it installed before, so it is safe to call once per command.
+    handler it installed before, so it is safe to call once per command. Events still
+    propagate to the root logger, which has no handler in the CLI (and pytest's in tests).
     """
     out = stream if stream is not None else sys.stderr
     if json_lines is None:
         isatty = getattr(out, "isatty", None)
         json_lines = not (callable(isatty) and isatty())
-    handler = logging.StreamHandler(out)
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(JSONFormatter() if json_lines else HumanFormatter())
     setattr(handler, _HANDLER_MARK, True)
     logger = logging.getLogger(ROOT)
@@ -132,5 +141,12 @@ def configure(
             logger.removeHandler(old)
     logger.addHandler(handler)
     logger.setLevel(level)
-    logger.propagate = False
     return handler
+
+
+def unconfigure() -> None:
+    """Remove the handler :func:`configure` installed (tests)."""
+    logger = logging.getLogger(ROOT)
+    for old in list(logger.handlers):
+        if getattr(old, _HANDLER_MARK, False):
+            logger.removeHandler(old)

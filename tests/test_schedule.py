@@ -11,6 +11,9 @@ import io
 import json
 import logging
 import multiprocessing
+import signal
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -638,3 +641,25 @@ def test_configure_picks_json_when_not_a_terminal() -> None:
             logger.addHandler(h)
         logger.setLevel(saved[1])
         logger.propagate = saved[2]
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_newsletter_schedule_stops_cleanly_on_a_signal(tmp_path: Path, signame: str) -> None:
+    """The real command in a child process: it logs, sleeps, and exits 0 on the signal."""
+    (tmp_path / "newsletter.toml").write_text(
+        '[newsletter]\nsecret = "x"\n[schedule]\ncron = "0 7 1 1 *"\ndaily = ""\n'
+    )
+    engine = open_engine(f"sqlite:///{tmp_path / 'subscribers.db'}")
+    migrate(engine)
+    engine.dispose()
+    code = "import sys; from newsletter.cli import main; sys.exit(main())"
+    args = [sys.executable, "-c", code, "-c", str(tmp_path / "newsletter.toml"), "schedule"]
+    with subprocess.Popen(args, stderr=subprocess.PIPE, text=True, cwd=tmp_path) as proc:
+        assert proc.stderr is not None
+        events = []
+        for line in proc.stderr:  # JSON lines: stderr is a pipe
+            events.append(json.loads(line)["event"])
+            if events[-1] == "schedule.sleep":
+                proc.send_signal(getattr(signal, signame))
+        assert proc.wait(timeout=30) == 0
+    assert events == ["schedule.start", "schedule.sleep", "schedule.stopping", "schedule.stop"]

@@ -150,7 +150,7 @@ def _print(data: dict[str, Any]) -> None:
         )
     console.print(table)
     if data["running"]:
-        console.print(f"running now: {escape(data['running']['owner'])}")
+        console.print(f"running now: {escape(data['running']['owner'])}", soft_wrap=True)
     issue = data["last_issue"]
     if issue is None:
         console.print("no issue yet")
@@ -158,7 +158,8 @@ def _print(data: dict[str, Any]) -> None:
         counts = ", ".join(f"{n} {state}" for state, n in issue["deliveries"].items() if n)
         console.print(
             f"last issue: #{issue['id']} ({issue['kind']}, {issue['state']}) "
-            f"{escape(issue['subject'] or '')!s} — deliveries: {counts or 'none'}"
+            f"{escape(issue['subject'] or '')!s} — deliveries: {counts or 'none'}",
+            soft_wrap=True,
         )
     failing = data["failing_sources"]
     if not failing:
