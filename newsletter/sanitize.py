@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from html import unescape
-from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
 import nh3
@@ -160,47 +159,28 @@ _BLOCK_TAGS: frozenset[str] = frozenset(
         "ul",
     }
 )
-# Void elements (embed) have no end tag to close the hidden region, so they are left out.
-_INVISIBLE_TAGS: frozenset[str] = (_DROP_WITH_CONTENT | {"head"}) - {"embed"}
-
-
-class _TextExtractor(HTMLParser):
-    """Collect the visible text of an HTML fragment, one line per block element."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._hidden_depth = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _INVISIBLE_TAGS:
-            self._hidden_depth += 1
-        elif tag in _BLOCK_TAGS:
-            self.parts.append("\n")
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _BLOCK_TAGS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _INVISIBLE_TAGS:
-            self._hidden_depth = max(0, self._hidden_depth - 1)
-        elif tag in _BLOCK_TAGS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._hidden_depth:
-            self.parts.append(_reflow(data))
+_INVISIBLE_TAGS: frozenset[str] = _DROP_WITH_CONTENT | {"head"}
 
 
 def html_to_text(html: str) -> str:
     """The visible text of `html`: entities decoded, one paragraph per line, spaces collapsed."""
     if "<" not in html and "&" not in html:
         return _collapse_lines(_reflow(html))
-    parser = _TextExtractor()
-    parser.feed(html)
-    parser.close()
-    return _collapse_lines("".join(parser.parts))
+    # nh3 parses the markup as a browser would and keeps only block elements, so what is left
+    # is text separated by well-formed tags, each of which ends a line.
+    blocks: str = nh3.clean(
+        html,
+        tags=set(_BLOCK_TAGS),
+        clean_content_tags=set(_INVISIBLE_TAGS),
+        attributes={},
+        link_rel=None,
+        strip_comments=True,
+    )
+    text = "\n".join(_reflow(part) for part in _TAG.split(blocks))
+    return _collapse_lines(unescape(text))
+
+
+_TAG = re.compile(r"<[^>]*>")
 
 
 def _reflow(text: str) -> str:

@@ -372,4 +372,11 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     # unsafe (and deprecated from Python 3.12). forkserver starts workers cheaply from a clean
     # process; spawn is the portable fallback.
     methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" not in methods:
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # Preload the parser (feedparser, nh3) once in the server instead of in every worker, and
+    # not the default "__main__": re-importing the caller's script there would re-run any script
+    # without an `if __name__ == "__main__"` guard.
+    context.set_forkserver_preload(["newsletter.feeds.parse"])
+    return context
