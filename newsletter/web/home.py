@@ -36,7 +36,13 @@ async def stylesheet(request: Request) -> Response:
     )
 
 
+async def favicon(request: Request) -> Response:
+    """No icon, said without a 404 (browsers ask for it on every site)."""
+    return Response(status_code=204, headers={"Cache-Control": "public, max-age=86400"})
+
+
 routes = [
     Route("/", home, methods=["GET"]),
     Route("/site.css", stylesheet, methods=["GET"]),
+    Route("/favicon.ico", favicon, methods=["GET"]),
 ]
