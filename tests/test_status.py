@@ -4,12 +4,17 @@ real SQLite database, with the clock pinned."""
 from __future__ import annotations
 
 import json
+import signal
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 
 from newsletter import lease
 from newsletter.cli import main
@@ -276,3 +281,40 @@ def test_schedule_show(
     assert len(rows) == 4
     assert "Mon 2024-03-11 07:00 -04" in out and "Mon 2024-03-11 11:00 UTC" in out
     assert "Fri 2024-03-08 02:30 -04" in out and "Fri 2024-03-08 06:30 UTC" in out
+
+
+def test_run_due_on_sigterm_leaves_the_slot_resumable(tmp_path: Path) -> None:
+    """The real command in a child process, stuck fetching from a server that never
+    answers: SIGTERM records the slot as interrupted and releases the lease."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # connections complete in the backlog; nothing ever answers
+    port = silent.getsockname()[1]
+    path = tmp_path / "newsletter.toml"
+    path.write_text(
+        '[newsletter]\nsecret = "a-test-secret"\ndatabase = "sqlite:///status.db"\n'
+        '[fetch]\ntimeout = 60\n[schedule]\ncron = "* * * * *"\ndaily = ""\n'
+        f'[[sources]]\nname = "Silent"\nurl = "http://127.0.0.1:{port}/feed"\ncountry = "VE"\n'
+    )
+    config = load_config(path, env={})
+    engine = open_engine(config.database_url)
+    migrate(engine)
+    code = "import sys; from newsletter.cli import main; sys.exit(main())"
+    args = [sys.executable, "-c", code, "-c", str(path), "run-due"]
+    try:
+        with subprocess.Popen(args, stderr=subprocess.PIPE, text=True, cwd=tmp_path) as proc:
+            assert proc.stderr is not None
+            events = []
+            for line in proc.stderr:
+                events.append(json.loads(line)["event"])
+                if events[-1] == "slot.start":
+                    proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 1
+        assert events == ["slot.start", "slot.interrupted"]
+        with session_scope(engine) as session:
+            [run] = session.exec(select(ScheduleRun)).all()
+            assert run.status == "failed" and "interrupted" in run.detail
+        assert lease.holder(engine, LEASE_NAME, datetime.now(UTC)) is None
+    finally:
+        silent.close()
+        engine.dispose()

@@ -26,6 +26,7 @@ from newsletter.schedule import (
     Job,
     JobOutcome,
     Runner,
+    RunResult,
     Scheduler,
     SlotContext,
     schedules,
@@ -159,8 +160,26 @@ def run_due(ctx: typer.Context) -> None:
     """
     configure()
     runner = _runner(ctx)
-    results = asyncio.run(runner.run_due(now()))
-    if any(r.status == "failed" for r in results):
+
+    async def main() -> list[RunResult] | None:
+        # SIGTERM (systemd stopping the unit) or SIGINT: leave the send where it is,
+        # recorded as interrupted, with the lease released; the next run resumes it.
+        task = asyncio.create_task(runner.run_due(now()))
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, task.cancel)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise
+            return None
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+
+    results = asyncio.run(main())
+    if results is None or any(r.status == "failed" for r in results):
         raise typer.Exit(EXIT_FAILURE)
 
 
