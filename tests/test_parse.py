@@ -295,3 +295,24 @@ def test_by_the_end_of_the_year_is_not_a_byline() -> None:
     [entry] = parse_feed(data, url="https://x.org/").entries
     assert entry.author is None
     assert entry.excerpt.startswith("By the end of the year")
+
+
+def test_bundled_samples_parse_cleanly() -> None:
+    import tomllib
+    from importlib.resources import files
+
+    samples = files("newsletter.samples")
+    sources = tomllib.loads(samples.joinpath("sources.toml").read_text())["sources"]
+    assert 7 <= len(sources) <= 10
+    week_start = datetime(2026, 11, 14, tzinfo=UTC)
+    week_end = datetime(2026, 11, 21, tzinfo=UTC)
+    for source in sources:
+        assert set(source) == {"name", "file", "country"}
+        assert len(source["country"]) == 2 and source["country"].isupper()
+        feed = parse_feed(samples.joinpath(source["file"]).read_bytes(), url="https://x.org/")
+        assert feed.warning is None, source["file"]
+        assert 6 <= len(feed.entries) <= 12, source["file"]
+        for entry in feed.entries:
+            assert entry.published is not None and week_start <= entry.published < week_end
+            assert entry.link and entry.title and entry.excerpt
+        assert len({e.identity for e in feed.entries}) == len(feed.entries)
