@@ -3,6 +3,7 @@ SMTP server (aiosmtpd on 127.0.0.1, port 0) for the confirmation mails."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -338,3 +339,21 @@ async def test_preferences_change_countries_sources_frequency(site: Site) -> Non
     assert bad.status_code == 400
     after = site.get("ana@example.org")
     assert after is not None and after.frequency == "daily"
+
+
+async def test_simultaneous_submissions_make_one_row_and_one_mail(site: Site) -> None:
+    csrf = await site.csrf("/subscribe")
+    replies = await asyncio.gather(
+        *(
+            site.client.post("/subscribe", data={"csrf": csrf, "email": "same@example.org"})
+            for _ in range(6)
+        )
+    )
+    assert [r.status_code for r in replies] == [200] * 6
+    assert len(site.smtp.handler.received) == 1
+    assert site.get("same@example.org") is not None
+
+
+async def test_favicon_is_no_content(site: Site) -> None:
+    r = await site.client.get("/favicon.ico")
+    assert r.status_code == 204

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -21,7 +23,7 @@ from starlette.routing import Route
 from newsletter import subscribers as subs
 from newsletter.errors import DeliveryError, InputError
 from newsletter.lists import confirm_url, preferences_url
-from newsletter.models import SubscriberStatus, utcnow
+from newsletter.models import Subscriber, SubscriberStatus, utcnow
 from newsletter.store import session_scope
 from newsletter.tokens import CONFIRM_MAX_AGE_S
 from newsletter.web.common import PageError, check_csrf, render, site, subscriber_for
@@ -45,7 +47,9 @@ class _Claim:
 def _claim(engine: Engine, email: str, countries: list[str], now: datetime) -> _Claim | None:
     """Record the request; returns the mail to send, or None (active, or sent recently)."""
     with session_scope(engine) as session:
-        sub = subs.get(session, email)
+        # FOR UPDATE: on PostgreSQL two simultaneous submissions cannot both send
+        query = select(Subscriber).where(Subscriber.email == email).with_for_update()
+        sub = session.exec(query).first()
         if sub is None:
             sub = subs.add(session, email, countries=countries, status="pending", now=now)
         elif sub.status == SubscriberStatus.ACTIVE:
@@ -97,7 +101,10 @@ async def submit(request: Request) -> Response:
             email=raw_email,
             error=str(exc),
         )
-    claim = await s.db(_claim, s.engine, email, countries, utcnow())
+    try:
+        claim = await s.db(_claim, s.engine, email, countries, utcnow())
+    except IntegrityError:  # the same address, submitted twice at once: the row exists now
+        claim = await s.db(_claim, s.engine, email, countries, utcnow())
     if claim is not None:
         url = confirm_url(s.config, claim.subscriber_id, claim.email)
         try:
