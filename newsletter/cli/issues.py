@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -19,9 +19,11 @@ from sqlmodel import Session
 from newsletter import issues as lifecycle
 from newsletter.cli.context import AppContext, app_context, console
 from newsletter.errors import EXIT_FAILURE, InputError
-from newsletter.mailer.send import SendSummary
 from newsletter.models import Issue, IssueState
 from newsletter.store import session_scope
+
+if TYPE_CHECKING:  # the mailer is loaded only when something is sent
+    from newsletter.mailer.send import SendSummary
 
 app = typer.Typer(help="Review, edit, approve and send numbered issues.", no_args_is_help=True)
 
