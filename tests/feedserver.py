@@ -29,13 +29,19 @@ Special routes:
     /gzip-bomb                 20 KiB on the wire, HUGE_BYTES once decompressed
     /drop                      closes the connection without answering
 
-Run `python -m tests.feedserver DIR` to serve a directory from another process (the benchmark
-does, so the server does not share the client's GIL).
+Run `python -m tests.feedserver DIR` to serve a directory from another process; it prints its
+base URL. `python -m tests.feedserver DIR --hosts N` is the benchmark's server: a lean
+single-threaded asyncio server (documents and their 200/304 answers prepared at start, keep-alive,
+conditional GETs, nothing else) listening on the N loopback addresses 127.0.0.2 … 127.0.0.N+1
+with one port, printing their N base URLs on one line, so that a client sees N distinct hosts, as
+it would with N outlets. All of 127.0.0.0/8 is loopback on Linux; nothing else is ever bound.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import gzip
 import hashlib
 import threading
@@ -359,11 +365,136 @@ def feed_server_fixture() -> Iterator[FeedServer]:
         yield server
 
 
+# --- the benchmark's lean multi-host server ------------------------------------------------------
+
+MAX_LOOPBACK_HOSTS = 253  # 127.0.0.2 … 127.0.0.254
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A document's answers, built once: the server's CPU is the client's competitor."""
+
+    etag: str
+    last_modified: datetime
+    ok: bytes  # the whole 200 response, headers and body
+    not_modified: bytes
+
+
+def _prepare(body: bytes, content_type: str, last_modified: datetime) -> _Prepared:
+    etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+    date = format_datetime(last_modified, True)
+    common = f"ETag: {etag}\r\nLast-Modified: {date}\r\n"
+    ok = (
+        f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n{common}"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    not_modified = f"HTTP/1.1 304 Not Modified\r\n{common}Content-Length: 0\r\n\r\n".encode()
+    return _Prepared(etag, last_modified, ok, not_modified)
+
+
+_NOT_FOUND = (
+    b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nnot found\n"
+)
+
+
+def _is_not_modified(document: _Prepared, headers: dict[str, str]) -> bool:
+    # As _Handler._not_modified: If-None-Match wins over If-Modified-Since.
+    if_none_match = headers.get("if-none-match")
+    if if_none_match is not None:
+        tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+        return document.etag in tags or "*" in tags
+    if_modified_since = headers.get("if-modified-since")
+    if if_modified_since:
+        try:
+            return document.last_modified <= parsedate_to_datetime(if_modified_since)
+        except (TypeError, ValueError):
+            return False
+    return False
+
+
+def prepare_directory(root: Path) -> dict[str, _Prepared]:
+    """Every file of `root`, at /feeds/<name>, with its answers prepared."""
+    return {
+        f"/feeds/{path.name}": _prepare(
+            path.read_bytes(), _CONTENT_TYPES.get(path.suffix, "application/xml"), LAST_MODIFIED
+        )
+        for path in sorted(root.iterdir())
+        if path.is_file()
+    }
+
+
+async def serve_hosts(documents: dict[str, _Prepared], hosts: int, port: int = 0) -> None:
+    """Serve `documents` on 127.0.0.2 … 127.0.0.<hosts+1>, one port, until cancelled."""
+    if not 1 <= hosts <= MAX_LOOPBACK_HOSTS:
+        raise ValueError(f"hosts must be 1..{MAX_LOOPBACK_HOSTS}")
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                request_line, *lines = head.decode("latin-1").split("\r\n")
+                method, target, _ = request_line.split(" ", 2)
+                headers = {}
+                for line in lines:
+                    name, _, value = line.partition(":")
+                    if name:
+                        headers[name.strip().lower()] = value.strip()
+                document = documents.get(target.split("?", 1)[0]) if method == "GET" else None
+                if document is None:
+                    writer.write(_NOT_FOUND)
+                elif _is_not_modified(document, headers):
+                    writer.write(document.not_modified)
+                else:
+                    writer.write(document.ok)
+                await writer.drain()
+                if headers.get("connection", "").lower() == "close":
+                    break
+        except (
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            ConnectionError,
+            ValueError,
+        ):
+            pass
+        finally:
+            writer.close()
+
+    addresses = [f"127.0.0.{2 + i}" for i in range(hosts)]
+    for attempt in range(5):
+        servers: list[asyncio.Server] = []
+        try:
+            chosen = port
+            # The first address picks the port when it is 0; the others must share it.
+            for address in addresses:
+                server = await asyncio.start_server(handle, address, chosen, backlog=512)
+                servers.append(server)
+                chosen = server.sockets[0].getsockname()[1]
+            break
+        except OSError:  # that port was taken on one of the other addresses
+            for server in servers:
+                server.close()
+            if port or attempt == 4:
+                raise
+    port = chosen
+    print(" ".join(f"http://{address}:{port}" for address in addresses), flush=True)
+    await asyncio.gather(*(server.serve_forever() for server in servers))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Serve a directory of feeds at /feeds/<name>.")
     parser.add_argument("root", type=Path)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--hosts",
+        type=int,
+        default=0,
+        help=f"lean mode: serve on 127.0.0.2 … 127.0.0.N+1 (N ≤ {MAX_LOOPBACK_HOSTS})",
+    )
     args = parser.parse_args()
+    if args.hosts:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve_hosts(prepare_directory(args.root), args.hosts, args.port))
+        return
     with FeedServer(args.root, port=args.port) as server:
         print(server.base_url, flush=True)
         try:
