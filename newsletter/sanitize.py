@@ -10,6 +10,7 @@ so malformed markup is handled the way a browser would handle it).
 
 from __future__ import annotations
 
+import contextvars
 import re
 from html import unescape
 from urllib.parse import urljoin, urlsplit
@@ -70,6 +71,7 @@ _DROP_WITH_CONTENT: frozenset[str] = frozenset(
     }
 )
 _SAFE_SCHEMES: frozenset[str] = frozenset({"http", "https", "mailto"})
+_URL_NOISE = re.compile(r"[\x00-\x20\x7f]+")
 
 
 def safe_url(url: str, base_url: str | None = None) -> str | None:
@@ -79,7 +81,7 @@ def safe_url(url: str, base_url: str | None = None) -> str | None:
     """
     # Browsers ignore ASCII whitespace and control characters inside a URL ("java\tscript:"), so
     # strip them before judging the scheme rather than after.
-    url = re.sub(r"[\x00-\x20\x7f]+", "", unescape(url))
+    url = _URL_NOISE.sub("", unescape(url))
     if not url:
         return None
     try:
@@ -97,22 +99,11 @@ def safe_url(url: str, base_url: str | None = None) -> str | None:
 
 def clean_html(html: str, base_url: str | None = None) -> str:
     """Sanitize a feed's HTML fragment for an email: allow-listed tags, safe absolute links only."""
-
-    def rewrite(tag: str, attribute: str, value: str) -> str | None:
-        if tag == "a" and attribute == "href":
-            return safe_url(value, base_url)
-        return value
-
-    cleaned: str = nh3.clean(
-        html,
-        tags=set(ALLOWED_TAGS),
-        clean_content_tags=set(_DROP_WITH_CONTENT),
-        attributes=_ALLOWED_ATTRIBUTES,
-        attribute_filter=rewrite,
-        url_schemes=set(_SAFE_SCHEMES),
-        link_rel="noopener noreferrer",
-        strip_comments=True,
-    )
+    token = _base_url.set(base_url)
+    try:
+        cleaned: str = _HTML_CLEANER.clean(html)
+    finally:
+        _base_url.reset(token)
     # Tidy what removed elements leave behind: empty paragraphs, anchors whose href was refused,
     # runs of blank lines. nh3's output is well-formed, so these patterns are exact.
     cleaned = _EMPTY_PARAGRAPH.sub("", cleaned)
@@ -121,6 +112,26 @@ def clean_html(html: str, base_url: str | None = None) -> str:
     return cleaned.strip()
 
 
+# The base URL of the fragment being cleaned, for the attribute filter of the one reusable
+# cleaner (building an nh3 cleaner per call costs more than cleaning a short description).
+_base_url: contextvars.ContextVar[str | None] = contextvars.ContextVar("_base_url", default=None)
+
+
+def _rewrite_attribute(tag: str, attribute: str, value: str) -> str | None:
+    if tag == "a" and attribute == "href":
+        return safe_url(value, _base_url.get())
+    return value
+
+
+_HTML_CLEANER = nh3.Cleaner(
+    tags=set(ALLOWED_TAGS),
+    clean_content_tags=set(_DROP_WITH_CONTENT),
+    attributes=_ALLOWED_ATTRIBUTES,
+    attribute_filter=_rewrite_attribute,
+    url_schemes=set(_SAFE_SCHEMES),
+    link_rel="noopener noreferrer",
+    strip_comments=True,
+)
 _EMPTY_PARAGRAPH = re.compile(r"<p>\s*</p>")
 _DEAD_ANCHOR = re.compile(r'<a rel="noopener noreferrer">(.*?)</a>', re.S)
 _BLANK_LINES = re.compile(r"\n\s*\n")
@@ -167,19 +178,20 @@ def html_to_text(html: str) -> str:
     if "<" not in html and "&" not in html:
         return _collapse_lines(_reflow(html))
     # nh3 parses the markup as a browser would and keeps only block elements, so what is left
-    # is text separated by well-formed tags, each of which ends a line.
-    blocks: str = nh3.clean(
-        html,
-        tags=set(_BLOCK_TAGS),
-        clean_content_tags=set(_INVISIBLE_TAGS),
-        attributes={},
-        link_rel=None,
-        strip_comments=True,
-    )
-    text = "\n".join(_reflow(part) for part in _TAG.split(blocks))
-    return _collapse_lines(unescape(text))
+    # is text separated by well-formed tags, each of which ends a line. (A tag never holds a
+    # newline, nor a paragraph break a tag, so reflowing first and then breaking at the tags is
+    # the same as reflowing each piece between tags.)
+    blocks: str = _TEXT_CLEANER.clean(html)
+    return _collapse_lines(unescape(_TAG.sub("\n", _reflow(blocks))))
 
 
+_TEXT_CLEANER = nh3.Cleaner(
+    tags=set(_BLOCK_TAGS),
+    clean_content_tags=set(_INVISIBLE_TAGS),
+    attributes={},
+    link_rel=None,
+    strip_comments=True,
+)
 _TAG = re.compile(r"<[^>]*>")
 
 
