@@ -126,12 +126,12 @@ def _entry(raw: Any, *, base: str) -> ParsedEntry:
     content_base = (raw.get("summary_detail") or {}).get("base") or base
     summary_html = clean_html(summary_source or content_html, base_url=content_base)
 
-    # The excerpt comes from the fullest text, read after sanitizing: nh3 parses HTML the way a
-    # browser does, so whatever broken markup a feed sends, only visible text is left.
+    # The excerpt comes from the fullest text, as nh3 reads it: it parses HTML the way a browser
+    # does, so whatever broken markup a feed sends, only visible text is left.
     if content_html and content_html != summary_source:
-        body_lines, byline = _opening(content_html, clean=True)
+        body_lines, byline = _opening(content_html)
     else:
-        body_lines, byline = _opening(summary_html, clean=False)
+        body_lines, byline = _opening(summary_html)
     author = _author(raw) or byline
 
     if not title:
@@ -154,14 +154,15 @@ def _entry(raw: Any, *, base: str) -> ParsedEntry:
 _HEAD_CHARS = 8000
 
 
-def _opening(html: str, *, clean: bool) -> tuple[list[str], str | None]:
+def _opening(html: str) -> tuple[list[str], str | None]:
     """The article's lines without credits, captions and byline; and the byline's name.
 
     Reads the head of `html` first, and all of it only when the head held too little text.
+    html_to_text parses the markup as a browser does and keeps only its visible text, so the raw
+    feed HTML is read directly: sanitizing it first would parse it twice for the same text.
     """
     for part in (html[:_HEAD_CHARS], html) if len(html) > _HEAD_CHARS else (html,):
-        text = html_to_text(clean_html(part) if clean else part)
-        lines, byline = _strip_credits(text.splitlines())
+        lines, byline = _strip_credits(html_to_text(part).splitlines())
         lines = _drop_captions(lines)
         if sum(map(len, lines)) >= 2 * EXCERPT_LENGTH:
             break
