@@ -16,11 +16,17 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import Engine
 
-from newsletter import health, items
+from newsletter import health, issues, items
 from newsletter.config import Config
 from newsletter.digest import Digest, build_digest
+from newsletter.errors import InputError, TokenError
 from newsletter.feeds import FeedRequest, FeedResult, FetchSettings, canonical_link, fetch_feeds
-from newsletter.models import SourceState
+from newsletter.mailer import deliveries
+from newsletter.mailer.dkim import Signer as DkimSigner
+from newsletter.mailer.message import EVERYONE, ListSettings, build_template
+from newsletter.mailer.send import SendOptions, SendSummary, Templates, deliver_issue
+from newsletter.mailer.smtp import Connector, RetryPolicy, SenderPool, SmtpSettings
+from newsletter.models import Issue, IssueState, SourceState
 from newsletter.render import RenderedDigest, fill, render_digest
 from newsletter.store import session_scope
 
@@ -177,13 +183,220 @@ def digest_json(digest: Digest) -> dict[str, Any]:
 
 
 def write_preview(config: Config, digest: Digest, out_dir: Path) -> dict[str, Path]:
-    """Write digest.html, digest.txt and digest.json for ``digest`` into ``out_dir``."""
+    """Write digest.html, .txt, .json and .eml (the message as mailed) into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    rendered = fill(render(config, digest), **public_links(config))
-    paths = {name: out_dir / f"digest.{name}" for name in ("html", "txt", "json")}
+    raw = render(config, digest)
+    rendered = fill(raw, **public_links(config))
+    paths = {name: out_dir / f"digest.{name}" for name in ("html", "txt", "json", "eml")}
+    paths["eml"].write_bytes(sample_message(config, digest, raw))
     paths["html"].write_text(rendered.html, "utf-8")
     paths["txt"].write_text(rendered.text, "utf-8")
     paths["json"].write_text(
         json.dumps(digest_json(digest), ensure_ascii=False, indent=2) + "\n", "utf-8"
     )
     return paths
+
+
+# --- sending -----------------------------------------------------------------------------
+
+SAMPLE_RECIPIENT = "subscriber@example.org"
+
+
+def sample_message(
+    config: Config, digest: Digest, rendered: RenderedDigest | None = None, *, to: str = ""
+) -> bytes:
+    """The message as a subscriber gets it, with generic links: previews and test sends."""
+    settings = ListSettings.from_config(config)
+    template = build_template(
+        rendered or render(config, digest),
+        subject=digest.subject,
+        settings=settings,
+        date=datetime.now(UTC),
+    )
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
+    return template.public_copy(to or SAMPLE_RECIPIENT, f"<preview.{stamp}@{settings.domain}>")
+
+
+def draft_issue(
+    config: Config, engine: Engine, kind: str = "weekly", now: datetime | None = None
+) -> Issue | None:
+    """The draft of this kind holding every new item (the snapshot that is sent); None if none.
+
+    An existing draft is topped up (``issues.create_draft``), keeping the editor's changes.
+    """
+    now = now or datetime.now(UTC)
+    with session_scope(engine) as session:
+        return issues.create_draft(
+            session, now=now, max_age_days=config.digest.max_age_days, kind=kind
+        )
+
+
+def issue_to_resume(engine: Engine, kind: str = "weekly") -> Issue | None:
+    """An issue whose sending started and did not end (killed, server lost), if any."""
+    with session_scope(engine) as session:
+        found = issues.list_issues(session, kind=kind, states=(IssueState.SENDING,))
+        return found[-1] if found else None
+
+
+def open_deliveries(engine: Engine, issue_id: int) -> int:
+    """Deliveries of the issue that have not ended (pending or claimed)."""
+    n = deliveries.counts(engine, issue_id)
+    return sum(n.get(s.value, 0) for s in deliveries.OPEN_STATES)
+
+
+def _issue_templates(config: Config, issue: Issue, candidates: list[Any]) -> Templates:
+    assert issue.id is not None
+    note = issues.render_note(issue.note)
+
+    def digest_for(chosen: Any) -> Digest:
+        return build_digest(
+            list(chosen),
+            title=config.title,
+            now=issue.created_at,
+            settings=config.digest,
+            subject=issue.subject or None,
+            note=note,
+        )
+
+    return Templates(
+        candidates,
+        digest_for,
+        lambda d: render(config, d),
+        ListSettings.from_config(config),
+        datetime.now(UTC),
+    )
+
+
+def _dkim(config: Config) -> DkimSigner | None:
+    if config.dkim is None:
+        return None
+    return DkimSigner.from_config(config.dkim, config.path.parent)
+
+
+async def send_issue(
+    config: Config,
+    engine: Engine,
+    issue_id: int,
+    *,
+    on_progress: Callable[[str], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+    connector: Connector | None = None,
+    retry: RetryPolicy | None = None,
+    options: SendOptions | None = None,
+) -> SendSummary:
+    """Deliver an issue to every active subscriber of its kind; resumable at any point.
+
+    The SMTP pool is opened before anything is written: an unreachable server raises
+    SMTPUnavailableError with the issue untouched. Then the issue becomes ``sending``,
+    its delivery rows are created (idempotently) and worked through. A draft is sent only
+    when ``require_approval`` is off; an issue already sent sends nothing.
+    """
+    retry = retry or RetryPolicy()
+    options = options or SendOptions()
+    settings = ListSettings.from_config(config)
+    if not settings.secret:
+        raise TokenError("no secret configured: set NEWSLETTER_SECRET or [newsletter] secret")
+    with session_scope(engine) as session:
+        issue = issues.get_issue(session, issue_id)
+        if issue.state == IssueState.SENT:
+            return SendSummary(issue_sent=True)
+        if issue.state == IssueState.DISCARDED:
+            raise InputError(f"issue {issue_id} was discarded")
+        if issue.state == IssueState.DRAFT and config.newsletter.require_approval:
+            raise InputError(f"issue {issue_id} is a draft: it must be approved first")
+        candidates = issues.issue_candidates(session, issue_id)
+    templates = _issue_templates(config, issue, candidates)
+    if issue.state != IssueState.SENDING and (await templates.get(EVERYONE)) is None:
+        raise InputError(f"issue {issue_id} is empty: nothing to send")
+    dkim = _dkim(config)
+    async with SenderPool(
+        SmtpSettings.from_config(config), connector=connector, retry=retry
+    ) as pool:
+        now = options.clock()
+        with session_scope(engine) as session:
+            issue = issues.get_issue(session, issue_id)
+            if issue.state in (IssueState.DRAFT, IssueState.APPROVED):
+                issue.state = IssueState.SENDING
+                session.add(issue)
+        deliveries.create(engine, issue_id, issue.kind, now)
+        deliveries.release_dead(engine, issue_id)
+        if on_start:
+            on_start(open_deliveries(engine, issue_id))
+        return await deliver_issue(
+            engine,
+            issue_id,
+            pool=pool,
+            templates=templates,
+            settings=settings,
+            dkim=dkim,
+            options=options,
+            on_progress=on_progress,
+        )
+
+
+async def send_test(
+    config: Config, digest: Digest, address: str, *, connector: Connector | None = None
+) -> str:
+    """Send one copy of ``digest`` to ``address`` with generic links; logs nothing."""
+    message = sample_message(config, digest, to=address)
+    dkim = _dkim(config)
+    if dkim is not None:
+        message = dkim.sign(message)
+    smtp = SmtpSettings.from_config(config)
+    smtp = SmtpSettings(**{**smtp.__dict__, "concurrency": 1})
+    settings = ListSettings.from_config(config)
+    async with SenderPool(smtp, connector=connector, retry=RetryPolicy(attempts=3)) as pool:
+        result = await pool.deliver(settings.sender, address, message)
+    if result.outcome.value != "delivered":
+        raise InputError(f"the test copy to {address} was not accepted: {result.reply}")
+    return result.reply
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What `newsletter run` did: the fetch, and the issue it sent (if any)."""
+
+    sources: list[SourceReport]
+    issue_id: int | None = None
+    summary: SendSummary | None = None
+    note: str = ""
+
+
+async def run(
+    config: Config,
+    engine: Engine,
+    now: datetime | None = None,
+    *,
+    kind: str = "weekly",
+    on_progress: Callable[[str], None] | None = None,
+    connector: Connector | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> RunReport:
+    """Fetch, then send when there is something new: what cron and the scheduler call.
+
+    An interrupted send is resumed first. With ``require_approval`` the new items become a
+    draft for the editors and nothing is sent.
+    """
+    now = now or datetime.now(UTC)
+    reports = await fetch_sources(config, engine, now=now, transport=transport)
+    resume = issue_to_resume(engine, kind)
+    if resume is not None:
+        assert resume.id is not None
+        summary = await send_issue(
+            config, engine, resume.id, on_progress=on_progress, connector=connector
+        )
+        return RunReport(reports, resume.id, summary, f"resumed issue {resume.id}")
+    issue = draft_issue(config, engine, kind, now)
+    if issue is None:
+        return RunReport(reports, note="nothing new: no digest sent")
+    assert issue.id is not None
+    if config.newsletter.require_approval:
+        return RunReport(reports, issue.id, note=f"issue {issue.id} drafted, awaiting approval")
+    with session_scope(engine) as session:
+        digest = issues.issue_digest(session, issue, title=config.title, settings=config.digest)
+    if digest.is_empty:
+        return RunReport(reports, issue.id, note="nothing new: no digest sent")
+    summary = await send_issue(
+        config, engine, issue.id, on_progress=on_progress, connector=connector
+    )
+    return RunReport(reports, issue.id, summary, f"sent issue {issue.id}")
