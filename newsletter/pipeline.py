@@ -369,6 +369,7 @@ async def run(
     *,
     kind: str = "weekly",
     on_progress: Callable[[str], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
     connector: Connector | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> RunReport:
@@ -383,7 +384,12 @@ async def run(
     if resume is not None:
         assert resume.id is not None
         summary = await send_issue(
-            config, engine, resume.id, on_progress=on_progress, connector=connector
+            config,
+            engine,
+            resume.id,
+            on_progress=on_progress,
+            on_start=on_start,
+            connector=connector,
         )
         return RunReport(reports, resume.id, summary, f"resumed issue {resume.id}")
     issue = draft_issue(config, engine, kind, now)
@@ -397,6 +403,6 @@ async def run(
     if digest.is_empty:
         return RunReport(reports, issue.id, note="nothing new: no digest sent")
     summary = await send_issue(
-        config, engine, issue.id, on_progress=on_progress, connector=connector
+        config, engine, issue.id, on_progress=on_progress, on_start=on_start, connector=connector
     )
     return RunReport(reports, issue.id, summary, f"sent issue {issue.id}")
