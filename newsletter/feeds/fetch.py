@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import importlib.util
 import multiprocessing
 import os
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -31,14 +29,6 @@ from newsletter.errors import FetchError, ParseError
 from newsletter.feeds.parse import ParsedFeed, parse_feed
 
 __all__ = ["FeedRequest", "FeedResult", "FetchSettings", "FetchStatus", "fetch_feeds"]
-
-# httpcore 1.0 asks `import sniffio` several times per request (every lock, event and shield it
-# sets up) and falls back to asyncio on ImportError. anyio >= 4.11 no longer installs sniffio, and
-# Python does not cache a failed import: each attempt searches sys.path again, ~1 ms of CPU per
-# request (encode/httpcore#1103). A None entry in sys.modules is Python's own "known absent"
-# marker: the import then fails at once, with the same ImportError.
-if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 FetchStatus = Literal["ok", "not_modified", "gone", "error"]
 
