@@ -35,6 +35,10 @@ RESEND_AFTER = timedelta(minutes=15)
 FORM = "subscribe"
 
 
+class _Raced(Exception):
+    """Another request added the address between our look-up and our insert."""
+
+
 @dataclass(frozen=True)
 class _Claim:
     """A confirmation mail to send, and how to undo the claim if sending fails."""
@@ -51,7 +55,10 @@ def _claim(engine: Engine, email: str, countries: list[str], now: datetime) -> _
         query = select(Subscriber).where(Subscriber.email == email).with_for_update()
         sub = session.exec(query).first()
         if sub is None:
-            sub = subs.add(session, email, countries=countries, status="pending", now=now)
+            try:
+                sub = subs.add(session, email, countries=countries, status="pending", now=now)
+            except InputError:  # "already a subscriber": added since our look-up
+                raise _Raced from None
         elif sub.status == SubscriberStatus.ACTIVE:
             return None  # already receiving it: change nothing, tell no one
         else:
@@ -103,7 +110,7 @@ async def submit(request: Request) -> Response:
         )
     try:
         claim = await s.db(_claim, s.engine, email, countries, utcnow())
-    except IntegrityError:  # the same address, submitted twice at once: the row exists now
+    except (IntegrityError, _Raced):  # the same address, submitted twice at once
         claim = await s.db(_claim, s.engine, email, countries, utcnow())
     if claim is not None:
         url = confirm_url(s.config, claim.subscriber_id, claim.email)
