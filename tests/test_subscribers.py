@@ -71,10 +71,8 @@ def db(
     tmp_path: Path, engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[Config, Engine]:
     """The config and a migrated database on each backend (conftest's ``engine``); the CLI
-    finds the same database through DATABASE_URL, and uses this engine rather than opening
-    (and never disposing: a ResourceWarning on PostgreSQL) one per command."""
+    finds the same database through DATABASE_URL."""
     monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setattr("newsletter.cli.context.open_engine", lambda url: engine)
     return load_config(write_config(tmp_path)), engine
 
 

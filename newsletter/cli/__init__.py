@@ -63,6 +63,7 @@ def root(
 ) -> None:
     """newsletter: fetch outlets' feeds, group new stories by country, email the digest."""
     ctx.obj = AppContext(config)
+    ctx.call_on_close(ctx.obj.close)
 
 
 setup.register(app)

@@ -30,6 +30,12 @@ class AppContext:
     def config(self) -> Config:
         return load_config(self.config_path)
 
+    def close(self) -> None:
+        """Dispose of the engine's pool: a long-lived server must not keep our connections."""
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
     def engine(self, *, check: bool = True) -> Engine:
         """The database engine; refuses a database that `init` has not created or upgraded."""
         if self._engine is None:
