@@ -24,7 +24,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         assert (out / "preview" / name).stat().st_size > 1000
         assert str(out / "preview" / name) in proc.stdout
     mails = sorted((out / "mail").glob("*.eml"))
-    assert [m.name.split("-", 1)[1] for m in mails] == [
+    assert sorted(m.name.split("-", 1)[1] for m in mails) == [
         "ana@example.org.eml",
         "bruno@example.org.eml",
         "carla@example.org.eml",
