@@ -7,18 +7,17 @@ that a draft waits for them (``require_approval = true``).
 
 from __future__ import annotations
 
-import ssl
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 
-import aiosmtplib
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlmodel import Session, col, select
 
 from newsletter.config import Config
-from newsletter.errors import DeliveryError, InputError, SMTPUnavailableError
+from newsletter.errors import InputError
+from newsletter.mailer.single import send_one
 from newsletter.models import Editor, Issue, utcnow
 from newsletter.subscribers import normalize_email
 
@@ -146,25 +145,5 @@ async def notify_editors(config: Config, issue: Issue, *, subject: str | None = 
     recipients = list(config.newsletter.editors)
     if not recipients:
         return []
-    message = review_message(config, issue, subject)
-    smtp = config.smtp
-    context = ssl.create_default_context() if smtp.security != "none" else None
-    try:
-        await aiosmtplib.send(
-            message,
-            hostname=smtp.host,
-            port=smtp.port,
-            username=smtp.username or None,
-            password=(config.smtp_password or None) if smtp.username else None,
-            use_tls=smtp.security == "tls",
-            start_tls=smtp.security == "starttls",
-            tls_context=context,
-            timeout=smtp.timeout,
-            sender=parseaddr(config.sender)[1] or None,
-            recipients=recipients,
-        )
-    except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected, OSError) as exc:
-        raise SMTPUnavailableError(f"cannot reach {smtp.host}:{smtp.port}: {exc}") from None
-    except aiosmtplib.SMTPException as exc:
-        raise DeliveryError(f"the review mail was refused: {exc}") from None
+    await send_one(config, review_message(config, issue, subject), recipients=recipients)
     return recipients

@@ -1,6 +1,7 @@
 """The mailer: one message per subscriber, delivered over SMTP without loss or silent repeats.
 
     message     one serialized template per variant; a cheap per-subscriber fill on bytes
+    single      one message outside any issue (confirmation, review link)
     dkim        optional DKIM signature (List-Unsubscribe and -Post signed)
     smtp        the sender pool: N reused aiosmtplib connections, retries, rate limit
     deliveries  the delivery log in SQL: rows, claims (leases), results
