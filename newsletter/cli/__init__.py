@@ -16,9 +16,9 @@ from rich.markup import escape
 
 from newsletter import __version__
 from newsletter.cli import archive as archive_cli
+from newsletter.cli import db, fetch, items, preview, setup, sources
 from newsletter.cli import demo as demo_cli
 from newsletter.cli import editors as editors_cli
-from newsletter.cli import fetch, items, preview, setup, sources
 from newsletter.cli import issues as issues_cli
 from newsletter.cli import schedule as schedule_cli
 from newsletter.cli import send as send_cli
@@ -72,6 +72,7 @@ preview.register(app)
 send_cli.register(app)
 demo_cli.register(app)
 app.add_typer(sources.app, name="sources")
+app.add_typer(db.app, name="db")
 app.add_typer(items.app, name="items")
 issues_cli.register(app)
 app.add_typer(editors_cli.app, name="editors")
