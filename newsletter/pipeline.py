@@ -16,14 +16,14 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import Engine
 
-from newsletter import health, issues, items
+from newsletter import health, issues, items, subscribers
 from newsletter.config import Config
 from newsletter.digest import Digest, build_digest
 from newsletter.errors import InputError, TokenError
 from newsletter.feeds import FeedRequest, FeedResult, FetchSettings, canonical_link, fetch_feeds
 from newsletter.mailer import deliveries
 from newsletter.mailer.dkim import Signer as DkimSigner
-from newsletter.mailer.message import EVERYONE, ListSettings, build_template
+from newsletter.mailer.message import EVERYONE, ListSettings, Variant, build_template
 from newsletter.mailer.send import SendOptions, SendSummary, Templates, deliver_issue
 from newsletter.mailer.smtp import Connector, RetryPolicy, SenderPool, SmtpSettings
 from newsletter.models import Issue, IssueState, SourceState
@@ -135,6 +135,33 @@ def next_digest(config: Config, engine: Engine, *, now: datetime | None = None) 
     return build_digest(candidates, title=config.title, now=now, settings=config.digest)
 
 
+def preview_digest(
+    config: Config, engine: Engine, *, email: str | None = None, now: datetime | None = None
+) -> Digest:
+    """What `preview` shows: the current draft if there is one, else the next digest.
+
+    With ``email``, exactly what that subscriber would get: their frequency's issue,
+    filtered by their countries and sources with the mailer's own variant rule.
+    """
+    now = now or datetime.now(UTC)
+    with session_scope(engine) as session:
+        kind, variant = "weekly", EVERYONE
+        if email is not None:
+            subscriber = subscribers.show(session, email)
+            kind = subscriber.frequency
+            variant = Variant.of(subscriber.countries, subscriber.sources)
+        draft = issues.current_draft(session, kind)
+        if draft is not None:
+            assert draft.id is not None
+            chosen = variant.select(issues.issue_candidates(session, draft.id))
+            return issues.issue_digest(
+                session, draft, title=config.title, settings=config.digest, candidates=chosen
+            )
+        fresh = items.new_items(session, now, config.digest.max_age_days, kind)
+        chosen = variant.select(items.to_candidate(i) for i in fresh)
+    return build_digest(chosen, title=config.title, now=now, settings=config.digest)
+
+
 def render(config: Config, digest: Digest) -> RenderedDigest:
     return render_digest(digest, base_url=config.newsletter.base_url, lang=config.newsletter.lang)
 
@@ -182,13 +209,15 @@ def digest_json(digest: Digest) -> dict[str, Any]:
     }
 
 
-def write_preview(config: Config, digest: Digest, out_dir: Path) -> dict[str, Path]:
+def write_preview(
+    config: Config, digest: Digest, out_dir: Path, *, to: str = ""
+) -> dict[str, Path]:
     """Write digest.html, .txt, .json and .eml (the message as mailed) into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     raw = render(config, digest)
     rendered = fill(raw, **public_links(config))
     paths = {name: out_dir / f"digest.{name}" for name in ("html", "txt", "json", "eml")}
-    paths["eml"].write_bytes(sample_message(config, digest, raw))
+    paths["eml"].write_bytes(sample_message(config, digest, raw, to=to))
     paths["html"].write_text(rendered.html, "utf-8")
     paths["txt"].write_text(rendered.text, "utf-8")
     paths["json"].write_text(

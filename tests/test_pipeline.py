@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
@@ -162,3 +163,35 @@ def test_preview_groups_by_country_and_override_survives_refetch(
     regrouped = next_digest(config, engine, now=NOW)
     palestine = next(g for g in regrouped.countries if g.code == "PS")
     assert target_id in [i.id for s in palestine.sources for i in s.items]
+
+
+def test_preview_as_a_subscriber_shows_only_their_choices(
+    tmp_path: Path, feed_server: FeedServer, engine: Engine
+) -> None:
+    from newsletter import subscribers
+    from newsletter.errors import InputError
+    from newsletter.pipeline import preview_digest
+
+    config = make_config(tmp_path, feed_server)
+    fetch(config, engine)
+    with session_scope(engine) as session:
+        subscribers.add(session, "ana@example.org", countries="BR")
+        subscribers.add(
+            session, "bruno@example.org", sources="Venezuelanalysis", known_sources=list(FEEDS)
+        )
+    everyone = preview_digest(config, engine, now=NOW)
+    ana = preview_digest(config, engine, email="ANA@example.org", now=NOW)
+    bruno = preview_digest(config, engine, email="bruno@example.org", now=NOW)
+
+    assert 0 < ana.item_count < everyone.item_count
+    assert all(
+        g.code == "BR" or "BR" in i.countries
+        for g in ana.countries
+        for s in g.sources
+        for i in s.items
+    ), "filed under Brazil, or naming it"
+    assert {s.name for g in bruno.countries for s in g.sources} == {"Venezuelanalysis"}
+    paths = write_preview(config, ana, tmp_path / "ana", to="ana@example.org")
+    assert b"To: ana@example.org" in paths["eml"].read_bytes()
+    with pytest.raises(InputError):
+        preview_digest(config, engine, email="nobody@example.org", now=NOW)

@@ -9,9 +9,7 @@ from typing import Annotated
 import typer
 
 from newsletter.cli.context import app_context, console
-from newsletter.issues import draft_digest
-from newsletter.pipeline import next_digest, write_preview
-from newsletter.store import session_scope
+from newsletter.pipeline import preview_digest, write_preview
 
 
 def preview(
@@ -22,21 +20,25 @@ def preview(
     open_: Annotated[
         bool, typer.Option("--open", help="Open the HTML in a browser afterwards.")
     ] = False,
+    as_: Annotated[
+        str | None,
+        typer.Option("--as", help="Show exactly what this subscriber would get.", metavar="EMAIL"),
+    ] = None,
 ) -> None:
-    """Render the next digest to OUT/digest.html, .txt and .json; sends and marks nothing.
+    """Render the next digest to OUT/digest.html, .txt, .json and .eml; sends and marks nothing.
 
-    When there is a weekly draft, it is the draft as edited (`newsletter issues show`).
+    When there is a draft, it is the draft as edited (`newsletter issues show`). With --as,
+    it is that subscriber's variant: their frequency, countries and sources.
 
     Example:
 
-        newsletter preview --out /tmp/preview --open
+        newsletter preview --out /tmp/preview --as ana@example.org --open
     """
     app = app_context(ctx)
-    with session_scope(app.engine()) as session:
-        digest = draft_digest(session, app.config)
-    if digest is None:
-        digest = next_digest(app.config, app.engine())
-    paths = write_preview(app.config, digest, out)
+    digest = preview_digest(app.config, app.engine(), email=as_)
+    paths = write_preview(app.config, digest, out, to=as_ or "")
+    if as_ and digest.is_empty:
+        console.print(f"{as_} gets no email this time: their choices leave nothing")
     console.print(f"{digest.subject}")
     console.print(
         f"{digest.item_count} items in {len(digest.countries)} groups"
