@@ -19,9 +19,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.text import Text
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from newsletter import pipeline
 from newsletter.cli.context import app_context, console
@@ -30,8 +30,8 @@ from newsletter.config import Config
 from newsletter.digest import Digest
 from newsletter.errors import EXIT_FAILURE, InputError
 from newsletter.issues import draft_digest
-from newsletter.mailer.send import SendSummary
-from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.mailer.send import SendOptions, SendSummary
+from newsletter.models import Issue, IssueState, Subscriber, SubscriberStatus
 from newsletter.store import session_scope
 
 KIND = "weekly"
@@ -53,6 +53,14 @@ def send(
         str | None,
         typer.Option("--to", metavar="EMAIL", help="Send one test copy here; logs nothing."),
     ] = None,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker",
+            help="Only help send the issue being sent (or the approved one due); "
+            "never start a new one. Any number may run at once.",
+        ),
+    ] = False,
 ) -> None:
     """Send the next digest (what `preview` shows) to every active subscriber.
 
@@ -66,6 +74,9 @@ def send(
     """
     app = app_context(ctx)
     config, engine = app.config, app.engine()
+    if worker:
+        _work(config, engine)
+        return
     if to:
         digest = _next_digest(config, engine)
         if digest.is_empty:
@@ -111,6 +122,42 @@ def send(
     print_send_summary(issue_id, summary)
     if not summary.ok:
         raise typer.Exit(EXIT_FAILURE)
+
+
+def _work(config: Config, engine: Engine) -> None:
+    """``send --worker``: share the current issue's deliveries with the other workers."""
+    issue = issue_for_workers(engine, datetime.now(UTC))
+    if issue is None or issue.id is None:
+        console.print("worker: no issue is being sent or due: nothing to do")
+        return
+    issue_id = issue.id
+    summary = _with_progress(
+        lambda advance, start: pipeline.send_issue(
+            config,
+            engine,
+            issue_id,
+            on_progress=advance,
+            on_start=start,
+            options=SendOptions(linger=True),
+        )
+    )
+    print_send_summary(issue_id, summary)
+    if not summary.ok:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def issue_for_workers(engine: Engine, now: datetime) -> Issue | None:
+    """The oldest issue being sent, else the oldest approved one whose time has come."""
+    with Session(engine) as session:
+        sending = select(Issue).where(Issue.state == IssueState.SENDING)
+        found = session.exec(sending.order_by(col(Issue.id))).first()
+        if found is not None:
+            return found
+        approved = select(Issue).where(
+            Issue.state == IssueState.APPROVED,
+            or_(col(Issue.send_after).is_(None), col(Issue.send_after) <= now),
+        )
+        return session.exec(approved.order_by(col(Issue.id))).first()
 
 
 def run(ctx: typer.Context) -> None:

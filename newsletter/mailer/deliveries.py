@@ -248,6 +248,18 @@ def release_dead(engine: Engine, issue_id: int) -> int:
     return release(engine, issue_id, dead)
 
 
+def held_by_others(engine: Engine, issue_id: int, owner: str) -> bool:
+    """Whether another sender holds a claim (live or lapsed) on a row of this issue."""
+    d = DELIVERY.c
+    held = select(d.id).where(
+        d.issue_id == issue_id,
+        d.state == DeliveryState.CLAIMED.value,
+        d.claimed_by != owner,
+    )
+    with engine.connect() as conn:
+        return bool(conn.execute(select(held.exists())).scalar())
+
+
 def counts(engine: Engine, issue_id: int) -> dict[str, int]:
     d = DELIVERY.c
     with engine.connect() as conn:

@@ -7,6 +7,12 @@
                 so at most ``concurrency`` accepted messages are ever unrecorded
     heartbeat   renews the leases while the run lives
 
+Several senders (``send --worker`` processes, on one host or many) share an issue: each
+claims its own batches. With ``SendOptions.linger`` a sender that finds nothing left to
+claim stays while another holds claims, frees those of dead processes on this host
+(others lapse with their lease) and takes them over, and ends once every row has ended
+or is its own deferred one.
+
 A killed run leaves rows ``claimed``; the next run frees them at once when their owner
 is a dead process on this machine, otherwise when the lease lapses. Those rows are sent
 again; a copy that was accepted but not yet recorded is the only duplicate, with the
@@ -73,6 +79,8 @@ class SendOptions:
     batch: int = 200  # rows per claim
     lease: timedelta = timedelta(minutes=5)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    linger: bool = False  # stay while other senders hold claims (see the module doc)
+    poll: float = 1.0  # seconds between looks while lingering
 
 
 class Templates:
@@ -190,11 +198,18 @@ async def deliver_issue(
             claiming.add_done_callback(in_flight.discard)
             batch = await asyncio.shield(claiming)
             if not batch:
+                if options.linger and await asyncio.to_thread(others_hold):
+                    await asyncio.sleep(options.poll)
+                    continue
                 break
             for job in batch:
                 await jobs.put(job)
         for _ in range(concurrency):
             await jobs.put(None)
+
+    def others_hold() -> bool:
+        deliveries.release_dead(engine, issue_id)
+        return deliveries.held_by_others(engine, issue_id, owner)
 
     async def worker() -> None:
         while (job := await jobs.get()) is not None:
