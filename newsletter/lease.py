@@ -58,9 +58,9 @@ def _upsert(engine: Engine, name: str, owner: str, expires_at: datetime, now: da
     else:
         raise StoreError(f"leases need SQLite or PostgreSQL, not {dialect}")
     with engine.begin() as conn:
-        result = conn.execute(stmt)
-        # 1 row: inserted or taken over; 0 rows: someone else holds a live lease.
-        return result.rowcount == 1
+        # A row back: inserted or taken over; none: someone else holds a live lease.
+        # (RETURNING, not rowcount: drivers disagree on rowcount for upserts.)
+        return conn.execute(stmt.returning(c.name)).first() is not None
 
 
 def acquire(engine: Engine, name: str, owner: str, ttl: timedelta, now: datetime) -> bool:
@@ -76,14 +76,15 @@ def renew(engine: Engine, name: str, owner: str, ttl: timedelta, now: datetime) 
     c = _TABLE.c
     stmt = update(_TABLE).where(c.name == name, c.owner == owner).values(expires_at=now + ttl)
     with engine.begin() as conn:
-        return conn.execute(stmt).rowcount == 1
+        return conn.execute(stmt.returning(c.name)).first() is not None
 
 
 def release(engine: Engine, name: str, owner: str) -> bool:
     """Give the lease up; False when it was not ours (any more)."""
     c = _TABLE.c
+    stmt = delete(_TABLE).where(c.name == name, c.owner == owner).returning(c.name)
     with engine.begin() as conn:
-        return conn.execute(delete(_TABLE).where(c.name == name, c.owner == owner)).rowcount == 1
+        return conn.execute(stmt).first() is not None
 
 
 def holder(engine: Engine, name: str, now: datetime) -> Holder | None:

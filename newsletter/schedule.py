@@ -289,9 +289,10 @@ def _claim(engine: Engine, slot: Slot, now: datetime, *, resume: bool, detail: s
                 col(ScheduleRun.status).in_(("running", "failed")),
             )
             .values(status="running", started_at=now, finished_at=None, detail=detail)
+            .returning(col(ScheduleRun.slot))
         )
         with engine.begin() as conn:
-            return conn.execute(stmt).rowcount == 1
+            return conn.execute(stmt).first() is not None
     row = ScheduleRun(
         slot=slot.key, kind=slot.kind, due_at=slot.at, started_at=now, status="running"
     )

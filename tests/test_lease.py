@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -18,19 +16,13 @@ TTL = timedelta(minutes=10)
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'lease.db'}"
-    engine = open_engine(url)
+def db_url(database_url: str) -> str:
+    """A migrated database on each backend (conftest's ``database_url``), by URL, for
+    tests that open one engine per racer."""
+    engine = open_engine(database_url)
     migrate(engine)
     engine.dispose()
-    yield url
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = open_engine(db_url)
-    yield engine
-    engine.dispose()
+    return database_url
 
 
 def test_acquire_is_exclusive_until_expiry(engine: Engine) -> None:

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import islice, pairwise
 from pathlib import Path
@@ -246,19 +245,13 @@ def test_plan_resumes_a_failed_or_interrupted_slot_within_max_lateness() -> None
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'schedule.db'}"
-    engine = open_engine(url)
+def db_url(database_url: str) -> str:
+    """A migrated database on each backend (conftest's ``database_url``), by URL, for
+    tests that open one engine per racer."""
+    engine = open_engine(database_url)
     migrate(engine)
     engine.dispose()
-    yield url
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = open_engine(db_url)
-    yield engine
-    engine.dispose()
+    return database_url
 
 
 class Recorder:
