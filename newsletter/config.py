@@ -70,7 +70,14 @@ class SmtpSection(_Strict):
     security: Literal["none", "starttls", "tls"] = "none"
     concurrency: Annotated[int, Field(ge=1, le=100)] = 8
     rate: Annotated[float, Field(gt=0)] | None = None  # messages per second, all connections
+    # messages per second to one receiving domain, e.g. { "gmail.com" = 5 }
+    domain_rate: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
     timeout: Annotated[float, Field(gt=0)] = 30.0
+
+    @field_validator("domain_rate")
+    @classmethod
+    def _domains(cls, value: dict[str, float]) -> dict[str, float]:
+        return {k.strip().lower().rstrip("."): v for k, v in value.items()}
 
 
 class FetchSection(_Strict):

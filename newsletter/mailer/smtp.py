@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from enum import Enum
 from types import TracebackType
 from typing import Literal, Protocol
@@ -44,6 +44,7 @@ class SmtpSettings:
     timeout: float = 30.0
     concurrency: int = 8
     rate: float | None = None  # messages per second over all connections
+    domain_rate: Mapping[str, float] = field(default_factory=dict)  # per receiving domain
     tls_context: ssl.SSLContext | None = None  # tests: trust a self-signed certificate
 
     @classmethod
@@ -58,6 +59,7 @@ class SmtpSettings:
             timeout=s.timeout,
             concurrency=s.concurrency,
             rate=s.rate,
+            domain_rate=dict(s.domain_rate),
         )
 
 
@@ -218,6 +220,25 @@ class RateLimiter:
             await asyncio.sleep(start - now)
 
 
+class DomainLimiter:
+    """A :class:`RateLimiter` per receiving domain named in ``smtp.domain_rate``.
+
+    Its wait comes before a connection is taken, so a slow domain never holds a connection
+    the other domains could use; the messages of one domain start no closer together
+    than ``1 / rate`` on average (a start may only come later than its turn, never earlier).
+    """
+
+    def __init__(self, rates: Mapping[str, float]) -> None:
+        self._limiters = {domain.lower(): RateLimiter(rate) for domain, rate in rates.items()}
+
+    async def wait(self, recipient: str) -> None:
+        if not self._limiters:
+            return
+        limiter = self._limiters.get(recipient.rpartition("@")[2].lower().rstrip("."))
+        if limiter is not None:
+            await limiter.wait()
+
+
 class Outcome(Enum):
     DELIVERED = "delivered"
     FAILED = "failed"
@@ -245,6 +266,7 @@ class SenderPool:
         self.connect = connector or aiosmtplib_connector(settings)
         self.retry = retry
         self.limiter = RateLimiter(settings.rate)
+        self.domain_limiter = DomainLimiter(settings.domain_rate)
         self._slots: asyncio.Queue[Connection | None] = asyncio.Queue()
         self._open: set[Connection] = set()
         self.unavailable = False
@@ -290,6 +312,7 @@ class SenderPool:
         for attempt in range(1, self.retry.attempts + 1):
             if self.unavailable:
                 return Result(Outcome.DEFERRED, reply or "SMTP server unavailable", attempt - 1)
+            await self.domain_limiter.wait(recipient)
             conn = await self._slots.get()
             in_step = False  # False while a transaction may be half done
             try:
