@@ -324,14 +324,6 @@ def render_issue(
     return digest, fill(rendered, **public_links(config))
 
 
-def draft_digest(session: Session, config: Config, kind: str = "weekly") -> Digest | None:
-    """The current draft's digest (what `preview` shows when there is a draft), else None."""
-    draft = current_draft(session, kind)
-    if draft is None:
-        return None
-    return issue_digest(session, draft, title=config.title, settings=config.digest)
-
-
 def archived(session: Session, config: Config, issue: Issue) -> ArchivedIssue:
     """One sent issue as the public archive shows it (the public copy)."""
     assert issue.id is not None

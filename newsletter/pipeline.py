@@ -126,15 +126,6 @@ def _store_result(engine: Engine, result: FeedResult, country: str, now: datetim
     return report
 
 
-def next_digest(config: Config, engine: Engine, *, now: datetime | None = None) -> Digest:
-    """The digest that `send` would send now, built from the new items; marks nothing."""
-    now = now or datetime.now(UTC)
-    with session_scope(engine) as session:
-        fresh = items.new_items(session, now, config.digest.max_age_days)
-        candidates = [items.to_candidate(i) for i in fresh]
-    return build_digest(candidates, title=config.title, now=now, settings=config.digest)
-
-
 def preview_digest(
     config: Config, engine: Engine, *, email: str | None = None, now: datetime | None = None
 ) -> Digest:

@@ -14,7 +14,7 @@ from sqlmodel import Session, func, select
 from newsletter import items as item_store
 from newsletter.config import Config, parse_config
 from newsletter.models import Item, SourceState
-from newsletter.pipeline import SourceReport, fetch_sources, next_digest, write_preview
+from newsletter.pipeline import SourceReport, fetch_sources, preview_digest, write_preview
 from newsletter.store import session_scope
 from tests.feedserver import FeedServer, feed_server_fixture  # noqa: F401 - the fixture
 
@@ -133,7 +133,7 @@ def test_preview_groups_by_country_and_override_survives_refetch(
 ) -> None:
     config = make_config(tmp_path, feed_server)
     fetch(config, engine)
-    digest = next_digest(config, engine, now=NOW)
+    digest = preview_digest(config, engine, now=NOW)
     assert not digest.is_empty
     paths = write_preview(config, digest, tmp_path / "preview")
     data = json.loads(paths["json"].read_text())
@@ -160,7 +160,7 @@ def test_preview_groups_by_country_and_override_survives_refetch(
         listed = item_store.list_items(session, country="PS")
     assert target_id in [i.id for i in listed]
     assert all(item_store.placement(i)[0] == "PS" for i in listed)
-    regrouped = next_digest(config, engine, now=NOW)
+    regrouped = preview_digest(config, engine, now=NOW)
     palestine = next(g for g in regrouped.countries if g.code == "PS")
     assert target_id in [i.id for s in palestine.sources for i in s.items]
 
@@ -170,7 +170,6 @@ def test_preview_as_a_subscriber_shows_only_their_choices(
 ) -> None:
     from newsletter import subscribers
     from newsletter.errors import InputError
-    from newsletter.pipeline import preview_digest
 
     config = make_config(tmp_path, feed_server)
     fetch(config, engine)

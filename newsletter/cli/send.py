@@ -27,12 +27,9 @@ from newsletter import pipeline
 from newsletter.cli.context import app_context, console
 from newsletter.cli.fetch import print_summary
 from newsletter.config import Config
-from newsletter.digest import Digest
 from newsletter.errors import EXIT_FAILURE, InputError
-from newsletter.issues import draft_digest
 from newsletter.mailer.send import SendOptions, SendSummary
 from newsletter.models import Issue, IssueState, Subscriber, SubscriberStatus
-from newsletter.store import session_scope
 
 KIND = "weekly"
 T = TypeVar("T")
@@ -78,7 +75,7 @@ def send(
         _work(config, engine)
         return
     if to:
-        digest = _next_digest(config, engine)
+        digest = pipeline.preview_digest(config, engine)
         if digest.is_empty:
             console.print("nothing new: no digest to send")
             return
@@ -99,7 +96,7 @@ def send(
                 "require_approval is on: approve a draft (newsletter issues approve N), "
                 "then send it with `newsletter issues send N`"
             )
-        digest = _next_digest(config, engine)
+        digest = pipeline.preview_digest(config, engine)
         if digest.is_empty:
             console.print("nothing new: no digest sent")
             return
@@ -219,12 +216,6 @@ def print_send_summary(issue_id: int, summary: SendSummary) -> None:
         parts.append(f"[yellow]{summary.deferred} deferred (run `newsletter send` again)[/]")
     state = "sent" if summary.issue_sent else "still sending"
     console.print(f"issue {issue_id}: " + ", ".join(parts) + f"; the issue is {state}")
-
-
-def _next_digest(config: Config, engine: Engine) -> Digest:
-    with session_scope(engine) as session:
-        digest = draft_digest(session, config, KIND)
-    return digest if digest is not None else pipeline.next_digest(config, engine)
 
 
 def _active_subscribers(engine: Engine) -> int:
