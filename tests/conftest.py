@@ -71,3 +71,13 @@ def engine(database_url: str) -> Iterator[Engine]:
     migrate(engine)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def db_url(database_url: str) -> str:
+    """A migrated database on each backend, by URL, for tests that open one engine per
+    racer (threads or processes competing for a lease or a slot)."""
+    engine = open_engine(database_url)
+    migrate(engine)
+    engine.dispose()
+    return database_url

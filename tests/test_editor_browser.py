@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 import uvicorn
 from playwright.async_api import async_playwright, expect
 
@@ -23,26 +22,13 @@ from newsletter.config import parse_config
 from newsletter.models import IssueState, Item, Subscriber
 from newsletter.store import migrate, open_engine, session_scope
 from newsletter.web import create_app
+from tests.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS
 from tests.smtpserver import SmtpServer
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PASSWORD = "correct horse battery"
 NOW = datetime.now(UTC).replace(microsecond=0)
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium"
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 async def serve(app: object) -> AsyncIterator[str]:

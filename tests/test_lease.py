@@ -9,20 +9,10 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from newsletter import lease
-from newsletter.store import migrate, open_engine
+from newsletter.store import open_engine
 
 NOW = datetime(2024, 3, 11, 6, 0, tzinfo=UTC)
 TTL = timedelta(minutes=10)
-
-
-@pytest.fixture
-def db_url(database_url: str) -> str:
-    """A migrated database on each backend (conftest's ``database_url``), by URL, for
-    tests that open one engine per racer."""
-    engine = open_engine(database_url)
-    migrate(engine)
-    engine.dispose()
-    return database_url
 
 
 def test_acquire_is_exclusive_until_expiry(engine: Engine) -> None:

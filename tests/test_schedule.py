@@ -244,16 +244,6 @@ def test_plan_resumes_a_failed_or_interrupted_slot_within_max_lateness() -> None
 # -- running slots against a real database -------------------------------------------------
 
 
-@pytest.fixture
-def db_url(database_url: str) -> str:
-    """A migrated database on each backend (conftest's ``database_url``), by URL, for
-    tests that open one engine per racer."""
-    engine = open_engine(database_url)
-    migrate(engine)
-    engine.dispose()
-    return database_url
-
-
 class Recorder:
     """A real job that records what it was asked to do."""
 

@@ -22,23 +22,12 @@ from newsletter import subscribers as subs
 from newsletter.config import Config
 from newsletter.store import session_scope
 from newsletter.web import create_app
+from tests.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS
 from tests.test_subscribers import make_config
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PHONE = {"width": 390, "height": 844}
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed"),
-]
+pytestmark = BROWSER_MARKS
 
 
 class Server:
@@ -86,7 +75,7 @@ def test_unsubscribe_in_a_real_browser(served: tuple[Config, object, str], tmp_p
     shots.mkdir(parents=True, exist_ok=True)
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport=PHONE, device_scale_factor=2, is_mobile=True)
             errors: list[str] = []
