@@ -83,17 +83,6 @@ def remove_source(path: Path, name: str) -> SourceEntry:
     raise InputError(f"no source named {name!r}")
 
 
-def set_source_url(path: Path, name: str, url: str) -> None:
-    """Record a permanent redirect: the source's URL becomes ``url``."""
-    doc = _load(path)
-    for entry in doc.get("sources") or ():
-        if str(entry.get("name", "")).casefold() == name.casefold():
-            entry["url"] = url
-            _save(path, doc)
-            return
-    raise InputError(f"no source named {name!r}")
-
-
 def _plain(table: Table) -> dict[str, Any]:
     value = table.unwrap()
     assert isinstance(value, dict)
