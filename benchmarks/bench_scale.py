@@ -149,7 +149,7 @@ async def main() -> None:
             top = await measured(
                 "ceiling",
                 args.subscribers,
-                lambda: ceiling(port, args.concurrency, args.subscribers, message),
+                lambda: ceiling(port, args.concurrency, args.subscribers, message, lean=False),
             )
             rates = {}
             for count in (1, 2):

@@ -88,8 +88,16 @@ class Handler:
 
 
 class SmtpServer:
-    def __init__(self, handler: Handler | None = None) -> None:
+    def __init__(
+        self,
+        handler: Handler | None = None,
+        *,
+        smtputf8: bool = True,
+        data_size_limit: int | None = None,  # a number: SIZE is offered and enforced
+    ) -> None:
         self.handler = handler or Handler()
+        self.smtputf8 = smtputf8
+        self.data_size_limit = data_size_limit
         self.server: asyncio.Server | None = None
         self.port = 0
         self._sessions: list[SMTP] = []
@@ -99,8 +107,8 @@ class SmtpServer:
         session = SMTP(
             self.handler,
             hostname="smtp.test",
-            data_size_limit=None,
-            enable_SMTPUTF8=True,
+            data_size_limit=self.data_size_limit,
+            enable_SMTPUTF8=self.smtputf8,
             loop=asyncio.get_running_loop(),
         )
         self._sessions.append(session)

@@ -2,8 +2,9 @@
 
     claimer     leases batches of rows (deliveries.claim) into a small bounded queue
     workers     ``concurrency`` of them: fill the template, pool.deliver, record
-    recorder    group commit: every outcome waiting is written in one transaction, and
-                a worker starts its next message only once its last outcome is durable,
+    recorder    group commit: every outcome waiting is written in one transaction; a
+                worker fills its next message and sends its envelope (MAIL, RCPT, DATA)
+                meanwhile, but writes the message only once its last outcome is durable,
                 so at most ``concurrency`` accepted messages are ever unrecorded
     heartbeat   renews the leases while the run lives
 
@@ -123,7 +124,7 @@ class Templates:
 
 
 class Recorder:
-    """Group commit of outcomes; :meth:`record` returns once the outcome is written."""
+    """Group commit of outcomes; the future :meth:`submit` returns is done once written."""
 
     def __init__(self, engine: Engine, owner: str, clock: Callable[[], datetime]) -> None:
         self.engine = engine
@@ -132,11 +133,11 @@ class Recorder:
         self._waiting: list[tuple[Outcome, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
 
-    async def record(self, outcome: Outcome) -> None:
+    def submit(self, outcome: Outcome) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((outcome, future))
         self._wake.set()
-        await future
+        return future
 
     async def run(self) -> None:
         while True:
@@ -153,6 +154,7 @@ class Recorder:
                 for _, f in batch:
                     if not f.done():
                         f.set_exception(exc)
+                        f.exception()  # retrieved: the run fails with it below
                 raise
             for _, f in batch:
                 if not f.done():
@@ -212,14 +214,19 @@ async def deliver_issue(
         return deliveries.held_by_others(engine, issue_id, owner)
 
     async def worker() -> None:
+        logged: asyncio.Future[None] | None = None  # the last outcome's write to the log
         while (job := await jobs.get()) is not None:
-            outcome = await deliver_one(job)
-            await recorder.record(outcome)
+            outcome = await deliver_one(job, logged)
+            if logged is not None:
+                await logged  # done already when a message was written
+            logged = recorder.submit(outcome)
             summary.count(outcome.state)
             if on_progress:
                 on_progress(outcome.state.value)
+        if logged is not None:
+            await logged
 
-    async def deliver_one(job: Claimed) -> Outcome:
+    async def deliver_one(job: Claimed, logged: asyncio.Future[None] | None) -> Outcome:
         mid = message_id(settings, issue_id, job.subscriber_id)
         if not job.active:
             return Outcome(job.delivery_id, DeliveryState.SKIPPED, "unsubscribed", mid, 0)
@@ -233,7 +240,7 @@ async def deliver_issue(
             return Outcome(job.delivery_id, DeliveryState.FAILED, str(exc), mid, 0)
         if dkim is not None:
             data = dkim.sign(data)
-        result = await pool.deliver(settings.sender, job.email, data)
+        result = await pool.deliver(settings.sender, job.email, data, ready=logged)
         state = {
             SmtpOutcome.DELIVERED: DeliveryState.SENT,
             SmtpOutcome.FAILED: DeliveryState.FAILED,

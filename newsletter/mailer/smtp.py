@@ -103,11 +103,21 @@ class ConnectionLost(Exception):
     """The connection dropped or timed out; reconnect and retry."""
 
 
+Ready = asyncio.Future[None]  # see Connection.send
+
+
 class Connection(Protocol):
     @property
     def usable(self) -> bool: ...
-    async def send(self, sender: str, recipient: str, message: bytes) -> Reply:
-        """Deliver or raise TemporaryFailure, PermanentFailure or ConnectionLost."""
+    async def send(
+        self, sender: str, recipient: str, message: bytes, ready: Ready | None = None
+    ) -> Reply:
+        """Deliver or raise TemporaryFailure, PermanentFailure or ConnectionLost.
+
+        ``ready``, when given, is awaited after DATA's 354 and before the message is
+        written: the envelope is sent while the caller finishes other work, and the
+        server cannot accept the message before ``ready`` is done.
+        """
         ...
 
     async def close(self) -> None: ...
@@ -127,8 +137,30 @@ def classify(code: int, text: str) -> Exception:
     return TemporaryFailure(reply)
 
 
+def data_payload(message: bytes) -> bytes:
+    """What follows DATA (RFC 5321 4.5.2): the message, leading dots doubled, then ".".
+
+    ``message`` must already have CRLF line endings (our messages are built that way).
+    aiosmtplib's ``sendmail`` rescans every message with regular expressions to fix line
+    endings (twice when the server offers SIZE) and to double dots: about 2 ms of CPU per
+    60 KB message, as much as the whole SMTP exchange. One C-speed ``replace`` does the
+    dot-doubling here in ~0.06 ms.
+    """
+    stuffed = message.replace(b"\r\n.", b"\r\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    return stuffed + b".\r\n"
+
+
 class AiosmtplibConnection:
-    """One aiosmtplib session; many messages go through it."""
+    """One aiosmtplib session; many messages go through it, one transaction at a time.
+
+    MAIL and RCPT go through aiosmtplib's commands; the message goes as one write of
+    :func:`data_payload` after DATA's 354, then the 250 is read (see that function for
+    why not ``sendmail``).
+    """
 
     def __init__(self, client: aiosmtplib.SMTP) -> None:
         self.client = client
@@ -137,26 +169,51 @@ class AiosmtplibConnection:
     def usable(self) -> bool:
         return self.client.is_connected
 
-    async def send(self, sender: str, recipient: str, message: bytes) -> Reply:
-        options = [] if recipient.isascii() else ["SMTPUTF8"]
+    async def send(
+        self, sender: str, recipient: str, message: bytes, ready: Ready | None = None
+    ) -> Reply:
+        client = self.client
+        utf8 = not recipient.isascii()
+        if utf8 and not client.supports_extension("smtputf8"):
+            raise PermanentFailure(Reply(553, "the server does not accept SMTPUTF8 addresses"))
+        options = ["SMTPUTF8"] if utf8 else []
+        if client.supports_extension("size"):
+            options.append(f"SIZE={len(message)}")  # RFC 1870: as sent, before dot-doubling
+        encoding = "utf-8" if utf8 else "ascii"
         try:
-            _errors, text = await self.client.sendmail(
-                sender, [recipient], message, mail_options=options
-            )
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            refused = exc.recipients[0]
-            raise classify(refused.code, refused.message) from None
+            await client.mail(sender, options=options, encoding=encoding)
+            await client.rcpt(recipient, encoding=encoding)
+            reply = await client.execute_command(b"DATA")
+            if reply.code != 354:
+                raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+            if ready is not None:
+                await ready
+            if client.protocol is None:
+                raise aiosmtplib.SMTPServerDisconnected("connection lost")
+            client.protocol.write(data_payload(message))
+            reply = await client.protocol.read_response(timeout=client.timeout)
+            if reply.code != 250:
+                raise aiosmtplib.SMTPDataError(reply.code, reply.message)
         except aiosmtplib.SMTPServerDisconnected as exc:
+            client.close()
             raise ConnectionLost(str(exc) or "connection lost") from None
         except aiosmtplib.SMTPResponseException as exc:
             if exc.code < 400 or exc.code == 503:  # out of step: the session is not trustworthy
                 await self.close()
                 raise ConnectionLost(f"{exc.code} {exc.message}") from None
+            await self._reset()
             raise classify(exc.code, exc.message) from None
         except (aiosmtplib.SMTPTimeoutError, ConnectionError, OSError) as exc:
             await self.close()
             raise ConnectionLost(str(exc) or type(exc).__name__) from None
-        return Reply(250, text)
+        return Reply(reply.code, reply.message)
+
+    async def _reset(self) -> None:
+        """RSET after a refusal, so the next transaction starts clean."""
+        try:
+            await self.client.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            self.client.close()
 
     def abort(self) -> None:
         self.client.close()
@@ -187,6 +244,11 @@ def aiosmtplib_connector(settings: SmtpSettings) -> Connector:
         )
         try:
             await client.connect()
+            if client.is_ehlo_or_helo_needed:  # the extensions (SIZE, SMTPUTF8) are known now
+                try:
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await client.helo()
         except aiosmtplib.SMTPAuthenticationError as exc:
             client.close()
             raise DeliveryError(
@@ -307,7 +369,10 @@ class SenderPool:
         opened, self._open = list(self._open), set()
         await asyncio.gather(*(c.close() for c in opened), return_exceptions=True)
 
-    async def deliver(self, sender: str, recipient: str, message: bytes) -> Result:
+    async def deliver(
+        self, sender: str, recipient: str, message: bytes, ready: Ready | None = None
+    ) -> Result:
+        """Deliver with retries; ``ready`` as in :meth:`Connection.send`."""
         reply = ""
         for attempt in range(1, self.retry.attempts + 1):
             if self.unavailable:
@@ -319,7 +384,7 @@ class SenderPool:
                 if conn is None or not conn.usable:
                     conn = await self._reopen(conn)
                 await self.limiter.wait()
-                answer = await conn.send(sender, recipient, message)
+                answer = await conn.send(sender, recipient, message, ready)
                 in_step = True
                 return Result(Outcome.DELIVERED, str(answer), attempt)
             except PermanentFailure as exc:
