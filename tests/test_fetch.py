@@ -357,3 +357,34 @@ async def test_fetch_is_cancellable(feed_server: FeedServer) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+def _only_proxy(monkeypatch: pytest.MonkeyPatch, proxy: str, no_proxy: str = "") -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("http_proxy", proxy)
+    if no_proxy:
+        monkeypatch.setenv("no_proxy", no_proxy)
+
+
+async def test_an_http_proxy_from_the_environment_is_used(
+    feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The feed server answers absolute-form requests, as a forward proxy receives them.
+    _only_proxy(monkeypatch, feed_server.base_url)
+    url = "http://outlet.invalid/feeds/orinoco_tribune.rss"
+    [result] = await fetch_feeds([FeedRequest("ot", url)], INLINE)
+    assert result.status == "ok", result.error
+    [record] = feed_server.requests_for("/feeds/orinoco_tribune.rss")
+    assert record.path == url
+
+
+async def test_no_proxy_hosts_are_fetched_directly(
+    feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _only_proxy(monkeypatch, "http://127.0.0.1:9", no_proxy="127.0.0.1")  # port 9: nobody
+    [result] = await fetch_feeds(
+        [FeedRequest("ot", feed_server.url("/feeds/orinoco_tribune.rss"))], INLINE
+    )
+    assert result.status == "ok", result.error

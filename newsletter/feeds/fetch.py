@@ -14,7 +14,9 @@ import contextlib
 import functools
 import multiprocessing
 import os
+import ssl
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -112,19 +114,8 @@ async def fetch_feeds(
         return []
     global_slots = asyncio.Semaphore(settings.concurrency)
     host_slots: dict[str, asyncio.Semaphore] = {}
-    limits = httpx.Limits(
-        max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
-    )
-    headers = {"User-Agent": settings.user_agent, "Accept": _ACCEPT}
-
     async with (
-        httpx.AsyncClient(
-            transport=transport,
-            headers=headers,
-            limits=limits,
-            timeout=settings.timeout,
-            follow_redirects=False,  # we follow them ourselves, checking each hop
-        ) as client,
+        _Http(settings, transport) as client,
         _parser(settings, len(requests)) as parser,
     ):
 
@@ -142,12 +133,75 @@ async def fetch_feeds(
         return list(await asyncio.gather(*(one(request) for request in requests)))
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """httpx's default context (certifi's roots), made once per process: loading the roots
+    takes 30-50 ms, a fifth of a run that finds every feed unchanged."""
+    return httpx.create_ssl_context()
+
+
 # --- downloading ---------------------------------------------------------------------------------
 
 
-async def _download(
-    client: httpx.AsyncClient, request: FeedRequest, settings: FetchSettings
-) -> _Download:
+class _Http:
+    """GET through httpx transports directly.
+
+    An `httpx.AsyncClient` would add cookies, auth, event hooks and its own redirect handling
+    to every request, none of which a feed fetcher wants (redirects are followed in `_follow`,
+    checking each hop): skipping them saves about a third of the CPU of a run where every feed
+    answers 304. Proxies from the environment (http_proxy, https_proxy, all_proxy, no_proxy)
+    are honoured: one transport per proxy, made on first use.
+    """
+
+    def __init__(self, settings: FetchSettings, transport: httpx.AsyncBaseTransport | None):
+        self._limits = httpx.Limits(
+            max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
+        )
+        self._given = transport
+        self._transports: dict[str | None, httpx.AsyncBaseTransport] = {}
+        self._proxies = urllib.request.getproxies_environment()
+        self._headers = {
+            "User-Agent": settings.user_agent,
+            "Accept": _ACCEPT,
+            "Accept-Encoding": "gzip, deflate",  # what httpx decodes without extra packages
+        }
+        self._timeout = httpx.Timeout(settings.timeout).as_dict()
+
+    def _transport(self, url: httpx.URL) -> httpx.AsyncBaseTransport:
+        if self._given is not None:
+            return self._given
+        proxy = self._proxies.get(url.scheme) or self._proxies.get("all")
+        if proxy and urllib.request.proxy_bypass(url.host):
+            proxy = None
+        transport = self._transports.get(proxy)
+        if transport is None:
+            transport = httpx.AsyncHTTPTransport(
+                verify=_ssl_context(), limits=self._limits, proxy=proxy
+            )
+            self._transports[proxy] = transport
+        return transport
+
+    async def __aenter__(self) -> _Http:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        for transport in self._transports.values():
+            await transport.aclose()
+
+    @contextlib.asynccontextmanager
+    async def get(self, url: str, headers: dict[str, str]) -> AsyncIterator[httpx.Response]:
+        request = httpx.Request(
+            "GET", url, headers={**self._headers, **headers}, extensions={"timeout": self._timeout}
+        )
+        response = await self._transport(request.url).handle_async_request(request)
+        response.request = request
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+
+async def _download(client: _Http, request: FeedRequest, settings: FetchSettings) -> _Download:
     started = time.perf_counter()
     try:
         async with asyncio.timeout(settings.timeout):
@@ -168,9 +222,7 @@ async def _download(
     return download
 
 
-async def _follow(
-    client: httpx.AsyncClient, request: FeedRequest, settings: FetchSettings
-) -> _Download:
+async def _follow(client: _Http, request: FeedRequest, settings: FetchSettings) -> _Download:
     """GET the feed, following at most max_redirects redirects to http(s) URLs."""
     conditional: dict[str, str] = {}
     if request.etag:
@@ -183,7 +235,7 @@ async def _follow(
     all_permanent = True
     for _ in range(settings.max_redirects + 1):
         _check_scheme(url)
-        async with client.stream("GET", url, headers=conditional) as response:
+        async with client.get(url, conditional) as response:
             code = response.status_code
             if code in _REDIRECTS and "location" in response.headers:
                 all_permanent &= code in _PERMANENT_REDIRECTS
