@@ -6,11 +6,12 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from newsletter.feeds import FeedRequest, FeedResult, FetchSettings, fetch_feeds
 from newsletter.feeds.fetch import _retry_after
-from tests.feedserver import FeedServer, feed_server_fixture  # noqa: F401
+from tests.feedserver import FIXTURES, FeedServer, feed_server_fixture  # noqa: F401
 
 # Parse in-process in most tests (fast, deterministic); the pool has its own tests below.
 INLINE = FetchSettings(timeout=5.0, parse_workers=0)
@@ -388,3 +389,42 @@ async def test_no_proxy_hosts_are_fetched_directly(
         [FeedRequest("ot", feed_server.url("/feeds/orinoco_tribune.rss"))], INLINE
     )
     assert result.status == "ok", result.error
+
+
+async def test_results_can_leave_their_feeds_to_on_result() -> None:
+    body = (FIXTURES / "orinoco_tribune.rss").read_bytes()
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body))
+    seen: list[FeedResult] = []
+    requests = [FeedRequest(f"f{i}", f"https://outlet{i}.example/feed") for i in range(3)]
+    results = await fetch_feeds(
+        requests, INLINE, transport=transport, on_result=seen.append, keep_feeds=False
+    )
+    assert [r.status for r in results] == ["ok"] * 3
+    assert all(r.feed is None for r in results)
+    assert all(r.feed is not None and r.feed.entries for r in seen)
+
+
+async def test_downloads_wait_for_the_parsers_instead_of_piling_up_in_memory() -> None:
+    body = (FIXTURES / "orinoco_tribune.rss").read_bytes()
+    started = 0
+    finished = 0
+    most_waiting = 0
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal started, most_waiting
+        started += 1
+        most_waiting = max(most_waiting, started - finished)
+        return httpx.Response(200, content=body)
+
+    def done(result: FeedResult) -> None:
+        nonlocal finished
+        finished += 1
+
+    settings = FetchSettings(timeout=30.0, concurrency=2, parse_workers=1)
+    requests = [FeedRequest(f"f{i}", f"https://outlet{i}.example/feed") for i in range(30)]
+    results = await fetch_feeds(
+        requests, settings, transport=httpx.MockTransport(answer), on_result=done
+    )
+    assert {r.status for r in results} == {"ok"}
+    # the in-memory transport answers at once: without the bound all 30 would be waiting
+    assert most_waiting <= 2 * settings.concurrency

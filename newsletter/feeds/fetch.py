@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import multiprocessing
 import os
@@ -104,15 +105,21 @@ async def fetch_feeds(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     on_result: Callable[[FeedResult], None] | None = None,
+    keep_feeds: bool = True,
 ) -> list[FeedResult]:
     """Fetch and parse every request; return one result per request, in the same order.
 
     `on_result` is called on the event loop as each feed finishes, in completion order.
-    `transport` replaces httpx's network transport (tests, proxies).
+    With `keep_feeds=False` the results returned carry no parsed feed (`on_result` had it), so
+    memory stays flat however many feeds a run has. `transport` replaces httpx's network
+    transport (tests).
     """
     if not requests:
         return []
     global_slots = asyncio.Semaphore(settings.concurrency)
+    # Bodies downloaded and not yet parsed: loopback or a fast network outruns the parsers,
+    # and without a bound every feed of a large run would wait in memory at once.
+    backlog = asyncio.Semaphore(2 * settings.concurrency)
     host_slots: dict[str, asyncio.Semaphore] = {}
     async with (
         _Http(settings, transport) as client,
@@ -122,13 +129,22 @@ async def fetch_feeds(
         async def one(request: FeedRequest) -> FeedResult:
             host = _host(request.url)
             slot = host_slots.setdefault(host, asyncio.Semaphore(settings.per_host))
-            # The host slot first: a task waiting for a busy host must not sit on a global slot.
-            async with slot, global_slots:
-                download = await _download(client, request, settings)
-            result = await _finish(request, download, parser)
+            # The host slot first: a task waiting for a busy host must not sit on the others.
+            async with slot:
+                await backlog.acquire()
+                try:
+                    async with global_slots:
+                        download = await _download(client, request, settings)
+                except BaseException:
+                    backlog.release()
+                    raise
+            try:
+                result = await _finish(request, download, parser)
+            finally:
+                backlog.release()
             if on_result is not None:
                 on_result(result)
-            return result
+            return result if keep_feeds else dataclasses.replace(result, feed=None)
 
         return list(await asyncio.gather(*(one(request) for request in requests)))
 
