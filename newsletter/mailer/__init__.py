@@ -3,7 +3,8 @@
     message     one serialized template per variant; a cheap per-subscriber fill on bytes
     single      one message outside any issue (confirmation, review link)
     dkim        optional DKIM signature (List-Unsubscribe and -Post signed)
-    smtp        the sender pool: N reused aiosmtplib connections, retries, rate limit
+    smtp        the sender pool: N reused aiosmtplib connections, retries
+    ratelimit   rate limits per process
     deliveries  the delivery log in SQL: rows, claims (leases), results
     send        the loop that ties them together for one issue
 
