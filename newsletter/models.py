@@ -6,6 +6,7 @@ Issue         one digest: draft -> approved -> sending -> sent (or discarded)
 IssueItem     which items an issue holds, with the editor's changes
 Subscriber    who receives the digest, and what they chose
 Delivery      one row per (issue, subscriber): the delivery log
+RateSlot      the next free send slot of a global rate limit (mailer/ratelimit.py)
 """
 
 from __future__ import annotations
@@ -217,3 +218,12 @@ class Lease(SQLModel, table=True):
     name: str = Field(primary_key=True)
     owner: str
     expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class RateSlot(SQLModel, table=True):
+    """One limit shared by every sender process: see newsletter/mailer/ratelimit.py."""
+
+    __tablename__ = "rate_slot"
+
+    key: str = Field(primary_key=True)  # "*" (smtp.global_rate) or "domain:<domain>"
+    next_at: float  # the next free slot: seconds since the epoch, by the database's clock

@@ -1,9 +1,14 @@
-"""An existing database upgrades in place: made at revision 0001, filled, then migrated."""
+"""An existing database upgrades in place: made at revision 0001, filled, then migrated;
+and the migrations make exactly the tables the models describe."""
 
 from __future__ import annotations
 
 from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel
 
 from newsletter import store
 from newsletter.store import check_schema, current_revision, head_revision, migrate, open_engine
@@ -84,3 +89,9 @@ def test_the_upgraded_database_works_with_the_library(database_url: str) -> None
             assert subs.count(session)["active"] == 2
     finally:
         engine.dispose()
+
+
+def test_the_migrations_match_the_models(engine: Engine) -> None:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, SQLModel.metadata) == []
