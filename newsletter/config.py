@@ -72,9 +72,13 @@ class SmtpSection(_Strict):
     rate: Annotated[float, Field(gt=0)] | None = None  # messages per second, all connections
     # messages per second to one receiving domain, e.g. { "gmail.com" = 5 }
     domain_rate: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    # the same two limits held by every sender sharing the database (mailer/ratelimit.py);
+    # rate and domain_rate above hold for this process alone
+    global_rate: Annotated[float, Field(gt=0)] | None = None
+    global_domain_rate: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
     timeout: Annotated[float, Field(gt=0)] = 30.0
 
-    @field_validator("domain_rate")
+    @field_validator("domain_rate", "global_domain_rate")
     @classmethod
     def _domains(cls, value: dict[str, float]) -> dict[str, float]:
         return {k.strip().lower().rstrip("."): v for k, v in value.items()}

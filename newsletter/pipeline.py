@@ -24,6 +24,7 @@ from newsletter.feeds import FeedRequest, FeedResult, FetchSettings, canonical_l
 from newsletter.mailer import deliveries
 from newsletter.mailer.dkim import Signer as DkimSigner
 from newsletter.mailer.message import EVERYONE, ListSettings, Variant, build_template
+from newsletter.mailer.ratelimit import GlobalLimits
 from newsletter.mailer.send import SendOptions, SendSummary, Templates, deliver_issue
 from newsletter.mailer.smtp import Connector, RetryPolicy, SenderPool, SmtpSettings
 from newsletter.models import Issue, IssueState, SourceState
@@ -330,7 +331,10 @@ async def send_issue(
         raise InputError(f"issue {issue_id} is empty: nothing to send")
     dkim = _dkim(config)
     async with SenderPool(
-        SmtpSettings.from_config(config), connector=connector, retry=retry
+        SmtpSettings.from_config(config),
+        connector=connector,
+        retry=retry,
+        global_limits=GlobalLimits.from_config(config, engine),
     ) as pool:
         now = options.clock()
         with session_scope(engine) as session:

@@ -4,7 +4,7 @@
     single      one message outside any issue (confirmation, review link)
     dkim        optional DKIM signature (List-Unsubscribe and -Post signed)
     smtp        the sender pool: N reused aiosmtplib connections, retries
-    ratelimit   rate limits per process
+    ratelimit   rate limits per process, and global ones shared through the database
     deliveries  the delivery log in SQL: rows, claims (leases), results
     send        the loop that ties them together for one issue
 

@@ -30,7 +30,7 @@ import aiosmtplib
 
 from newsletter.config import Config
 from newsletter.errors import DeliveryError, SMTPUnavailableError
-from newsletter.mailer.ratelimit import DomainLimiter, RateLimiter
+from newsletter.mailer.ratelimit import DomainLimiter, GlobalLimits, RateLimiter
 
 Security = Literal["none", "starttls", "tls"]
 
@@ -280,7 +280,11 @@ class Result:
 
 
 class SenderPool:
-    """``concurrency`` connection slots, opened up front and reopened on demand."""
+    """``concurrency`` connection slots, opened up front and reopened on demand.
+
+    Each attempt waits for the domain limits (this process's, then the global one)
+    before it takes a connection, and for the rate limits right before it starts.
+    """
 
     def __init__(
         self,
@@ -288,12 +292,14 @@ class SenderPool:
         *,
         connector: Connector | None = None,
         retry: RetryPolicy = RetryPolicy(),
+        global_limits: GlobalLimits | None = None,
     ) -> None:
         self.settings = settings
         self.connect = connector or aiosmtplib_connector(settings)
         self.retry = retry
         self.limiter = RateLimiter(settings.rate)
         self.domain_limiter = DomainLimiter(settings.domain_rate)
+        self.global_limits = global_limits  # shared with the other senders (ratelimit.py)
         self._slots: asyncio.Queue[Connection | None] = asyncio.Queue()
         self._open: set[Connection] = set()
         self.unavailable = False
@@ -343,12 +349,16 @@ class SenderPool:
             if self.unavailable:
                 return Result(Outcome.DEFERRED, reply or "SMTP server unavailable", attempt - 1)
             await self.domain_limiter.wait(recipient)
+            if self.global_limits is not None:
+                await self.global_limits.wait_domain(recipient)
             conn = await self._slots.get()
             in_step = False  # False while a transaction may be half done
             try:
                 if conn is None or not conn.usable:
                     conn = await self._reopen(conn)
                 await self.limiter.wait()
+                if self.global_limits is not None:
+                    await self.global_limits.wait_rate()
                 answer = await conn.send(sender, recipient, message, ready)
                 in_step = True
                 return Result(Outcome.DELIVERED, str(answer), attempt)
