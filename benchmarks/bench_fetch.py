@@ -223,18 +223,23 @@ class Measured:
 async def run_ours(
     urls: list[str], parse_workers: int | None, per_host: int | None, server_pid: int
 ) -> Measured:
-    from newsletter.feeds import FeedRequest, FetchSettings, fetch_feeds
+    from newsletter.feeds import FeedRequest, FeedResult, FetchSettings, fetch_feeds
 
     settings = FetchSettings(parse_workers=parse_workers)
     if per_host is not None:
         settings = dataclasses.replace(settings, per_host=per_host)
     requests = [FeedRequest(f"feed{i}", url) for i, url in enumerate(urls)]
+    entries = 0
+
+    def count(result: FeedResult) -> None:  # as the pipeline does: store, then let go
+        nonlocal entries
+        entries += len(result.feed.entries) if result.feed else 0
+
     with DescendantMemory(exclude={server_pid}) as workers:
         started = time.perf_counter()
-        first = await fetch_feeds(requests, settings)
+        first = await fetch_feeds(requests, settings, on_result=count, keep_feeds=False)
         first_time = time.perf_counter() - started
     ok = sum(r.status == "ok" for r in first)
-    entries = sum(len(r.feed.entries) for r in first if r.feed)
 
     again = [FeedRequest(r.key, r.url, etag=r.etag, last_modified=r.last_modified) for r in first]
     started = time.perf_counter()

@@ -91,7 +91,9 @@ async def fetch_sources(
         if on_report:
             on_report(report)
 
-    await fetch_feeds(requests, fetch_settings(config), transport=transport, on_result=store)
+    await fetch_feeds(
+        requests, fetch_settings(config), transport=transport, on_result=store, keep_feeds=False
+    )
     order = {s.name: i for i, s in enumerate(config.sources)}
     return sorted(reports + skipped, key=lambda r: order[r.name])
 
