@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import quopri
 import re
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ from newsletter.mailer.message import (
     build_template,
     header_text,
     message_id,
+    qp_chunk,
 )
 from newsletter.render import fill, render_digest
 
@@ -244,3 +246,9 @@ def test_dkim_signature_verifies_offline(tmp_path: Path) -> None:
     assert {"list-unsubscribe", "list-unsubscribe-post", "from", "to"} <= signed_headers
     tampered = signed.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click", b"X-No: 1")
     assert not dkimpy.verify(tampered, dnsfunc=dns)
+
+
+def test_fixed_text_with_any_line_ending_encodes_to_crlf_lines_only() -> None:
+    encoded = qp_chunk("a\r\nb\rc\nd", before_slot=False)
+    assert encoded.count(b"\r") == encoded.count(b"\r\n") == encoded.count(b"\n")
+    assert quopri.decodestring(encoded).replace(b"\r\n", b"\n") == b"a\nb\nc\nd"

@@ -323,6 +323,9 @@ def qp_chunk(text: str, *, before_slot: bool) -> bytes:
     """Quoted-printable for fixed text; ends on a line break when a slot follows."""
     if not text:
         return b""
+    # One line-ending form in, so only CRLF comes out: b2a_qp keeps a CR, and the SMTP
+    # layer (smtp.data_payload) sends the bytes as they are, without re-normalising.
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     encoded = binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True, header=False)
     encoded = encoded.replace(b"\nFrom ", b"\n=46rom ")  # mbox-style mangling, avoided
     if encoded.startswith(b"From "):
