@@ -6,8 +6,10 @@ the web side. Config comes in as a value; the engine is opened by the caller.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,15 +87,26 @@ async def fetch_sources(
     if on_start:
         on_start(len(requests))
 
-    def store(result: FeedResult) -> None:
-        report = _store_result(engine, result, country_of[result.key], now)
+    # One thread writes, feed after feed: the event loop keeps downloading meanwhile (country
+    # detection and the transaction take milliseconds per feed, the first one a second while
+    # the gazetteer loads), and the database sees a single writer.
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsletter-store")
+
+    async def store(result: FeedResult) -> None:
+        country = country_of[result.key]
+        report = await asyncio.get_running_loop().run_in_executor(
+            writer, _store_result, engine, result, country, now
+        )
         reports.append(report)
         if on_report:
             on_report(report)
 
-    await fetch_feeds(
-        requests, fetch_settings(config), transport=transport, on_result=store, keep_feeds=False
-    )
+    try:
+        await fetch_feeds(
+            requests, fetch_settings(config), transport=transport, on_result=store, keep_feeds=False
+        )
+    finally:
+        writer.shutdown(wait=True)
     order = {s.name: i for i, s in enumerate(config.sources)}
     return sorted(reports + skipped, key=lambda r: order[r.name])
 

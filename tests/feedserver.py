@@ -9,7 +9,8 @@ For any test that fetches feeds (feeds, pipeline, CLI): no mocks, real sockets, 
         ...
         assert feed_server.requests_for("/feeds/orinoco_tribune.rss")[0].headers["user-agent"]
 
-Or as a context manager: `with FeedServer() as server: ...`.
+Or as a context manager: `with FeedServer() as server: ...`; `FeedServer(tls=context)` serves
+https with a server-side SSLContext (trustme makes one in tests).
 
 Documents: every file in `root` (default tests/feeds/) is served at /feeds/<name>, and
 `add(path, body)` serves more from memory. Documents carry an ETag and a Last-Modified and answer
@@ -44,6 +45,7 @@ import asyncio
 import contextlib
 import gzip
 import hashlib
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -88,13 +90,26 @@ class RequestRecord:
 class FeedServer:
     """A ThreadingHTTPServer on 127.0.0.1, on a free port, in a background thread."""
 
-    def __init__(self, root: Path | None = FIXTURES, *, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        root: Path | None = FIXTURES,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: ssl.SSLContext | None = None,
+    ):
         self._documents: dict[str, Document] = {}
         self._log: list[RequestRecord] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._httpd = _Server((host, port), _Handler)
         self._httpd.feed_server = self
+        self._scheme = "http"
+        if tls is not None:  # https: each connection's handshake runs in its handler thread
+            self._httpd.socket = tls.wrap_socket(
+                self._httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
+            self._scheme = "https"
         self._thread: threading.Thread | None = None
         if root is not None:
             for path in sorted(root.iterdir()):
@@ -128,7 +143,7 @@ class FeedServer:
     @property
     def base_url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{self._scheme}://{host!s}:{port}"
 
     def url(self, path: str) -> str:
         """The absolute URL of a path on this server ("/feeds/x.rss")."""

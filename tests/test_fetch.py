@@ -428,3 +428,34 @@ async def test_downloads_wait_for_the_parsers_instead_of_piling_up_in_memory() -
     assert {r.status for r in results} == {"ok"}
     # the in-memory transport answers at once: without the bound all 30 would be waiting
     assert most_waiting <= 2 * settings.concurrency
+
+
+async def test_an_async_on_result_is_awaited_and_holds_back_the_downloads() -> None:
+    """The pipeline stores each feed in a thread: until a store is done, its feed keeps its
+    place in the backlog, so a slow database slows the downloads instead of piling them up."""
+    body = (FIXTURES / "orinoco_tribune.rss").read_bytes()
+    answered = 0
+    gate = asyncio.Event()
+    stored: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal answered
+        answered += 1
+        return httpx.Response(200, content=body)
+
+    async def store(result: FeedResult) -> None:
+        await gate.wait()
+        stored.append(result.key)
+
+    settings = FetchSettings(timeout=30.0, concurrency=2, parse_workers=0)
+    requests = [FeedRequest(f"f{i}", f"https://outlet{i}.example/feed") for i in range(12)]
+    run = asyncio.create_task(
+        fetch_feeds(requests, settings, transport=httpx.MockTransport(answer), on_result=store)
+    )
+    await asyncio.sleep(0.3)
+    assert answered == 2 * settings.concurrency  # the backlog is full of feeds being stored
+    assert stored == []
+    gate.set()
+    results = await run
+    assert {r.status for r in results} == {"ok"}
+    assert sorted(stored) == sorted(r.key for r in requests)

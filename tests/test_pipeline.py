@@ -57,7 +57,7 @@ def test_fetch_stores_each_item_once(
 ) -> None:
     config = make_config(tmp_path, feed_server)
     first = fetch(config, engine)
-    assert {r.status for r in first.values()} == {"ok"}
+    assert {r.status for r in first.values()} == {"ok"}, [r.error for r in first.values()]
     assert first["Orinoco Tribune"].new_items == 4
     assert first["Mexico Solidarity Media"].new_items == 3  # RSS 1.0 (RDF)
     total = stored(engine)

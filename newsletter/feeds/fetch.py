@@ -5,21 +5,17 @@ in circles, sending a gigabyte, sending HTML) raises out of `fetch_feeds` or del
 than its own timeout. Downloads run on one event loop, bounded by a global pool and a per-host
 limit. Parsing is CPU-bound (feedparser, sanitizing) so it runs in worker processes, and a feed
 gives back its network slot before it is parsed: the downloads and the parses overlap.
+
+This module decides what to fetch and what an answer means (redirects, validators, caps, status
+codes); `network` carries the requests, `workers` runs the parser.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import functools
-import multiprocessing
-import os
-import ssl
 import time
-import urllib.request
-from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -29,16 +25,14 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from newsletter.errors import FetchError, ParseError
-from newsletter.feeds.parse import ParsedFeed, parse_feed
+from newsletter.feeds.network import HttpClient
+from newsletter.feeds.parse import ParsedFeed
+from newsletter.feeds.workers import Parser, parser
 
 __all__ = ["FeedRequest", "FeedResult", "FetchSettings", "FetchStatus", "fetch_feeds"]
 
 FetchStatus = Literal["ok", "not_modified", "gone", "error"]
 
-_ACCEPT = (
-    "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
-    "application/xml;q=0.9, text/xml;q=0.8, */*;q=0.1"
-)
 _PERMANENT_REDIRECTS = frozenset({301, 308})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _ALLOWED_SCHEMES = frozenset({"http", "https"})
@@ -104,12 +98,14 @@ async def fetch_feeds(
     settings: FetchSettings = FetchSettings(),  # frozen, so sharing it is safe
     *,
     transport: httpx.AsyncBaseTransport | None = None,
-    on_result: Callable[[FeedResult], None] | None = None,
+    on_result: Callable[[FeedResult], Awaitable[None] | None] | None = None,
     keep_feeds: bool = True,
 ) -> list[FeedResult]:
     """Fetch and parse every request; return one result per request, in the same order.
 
-    `on_result` is called on the event loop as each feed finishes, in completion order.
+    `on_result` is called on the event loop as each feed finishes, in completion order; when it
+    returns an awaitable (storing the feed in a thread, say), that is awaited before the feed's
+    place in the backlog is given to the next download.
     With `keep_feeds=False` the results returned carry no parsed feed (`on_result` had it), so
     memory stays flat however many feeds a run has. `transport` replaces httpx's network
     transport (tests).
@@ -122,8 +118,10 @@ async def fetch_feeds(
     backlog = asyncio.Semaphore(2 * settings.concurrency)
     host_slots: dict[str, asyncio.Semaphore] = {}
     async with (
-        _Http(settings, transport) as client,
-        _parser(settings, len(requests)) as parser,
+        HttpClient(
+            user_agent=settings.user_agent, connections=settings.concurrency, transport=transport
+        ) as client,
+        parser(settings.parse_workers, len(requests)) as parsing,
     ):
 
         async def one(request: FeedRequest) -> FeedResult:
@@ -139,85 +137,20 @@ async def fetch_feeds(
                     backlog.release()
                     raise
             try:
-                result = await _finish(request, download, parser)
+                result = await _finish(request, download, parsing)
+                if on_result is not None and (storing := on_result(result)) is not None:
+                    await storing  # holding the backlog slot: a slow store slows the downloads
             finally:
                 backlog.release()
-            if on_result is not None:
-                on_result(result)
             return result if keep_feeds else dataclasses.replace(result, feed=None)
 
         return list(await asyncio.gather(*(one(request) for request in requests)))
 
 
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    """httpx's default context (certifi's roots), made once per process: loading the roots
-    takes 30-50 ms, a fifth of a run that finds every feed unchanged."""
-    return httpx.create_ssl_context()
-
-
 # --- downloading ---------------------------------------------------------------------------------
 
 
-class _Http:
-    """GET through httpx transports directly.
-
-    An `httpx.AsyncClient` would add cookies, auth, event hooks and its own redirect handling
-    to every request, none of which a feed fetcher wants (redirects are followed in `_follow`,
-    checking each hop): skipping them saves about a third of the CPU of a run where every feed
-    answers 304. Proxies from the environment (http_proxy, https_proxy, all_proxy, no_proxy)
-    are honoured: one transport per proxy, made on first use.
-    """
-
-    def __init__(self, settings: FetchSettings, transport: httpx.AsyncBaseTransport | None):
-        self._limits = httpx.Limits(
-            max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
-        )
-        self._given = transport
-        self._transports: dict[str | None, httpx.AsyncBaseTransport] = {}
-        self._proxies = urllib.request.getproxies_environment()
-        self._headers = {
-            "User-Agent": settings.user_agent,
-            "Accept": _ACCEPT,
-            "Accept-Encoding": "gzip, deflate",  # what httpx decodes without extra packages
-        }
-        self._timeout = httpx.Timeout(settings.timeout).as_dict()
-
-    def _transport(self, url: httpx.URL) -> httpx.AsyncBaseTransport:
-        if self._given is not None:
-            return self._given
-        proxy = self._proxies.get(url.scheme) or self._proxies.get("all")
-        if proxy and urllib.request.proxy_bypass(url.host):
-            proxy = None
-        transport = self._transports.get(proxy)
-        if transport is None:
-            transport = httpx.AsyncHTTPTransport(
-                verify=_ssl_context(), limits=self._limits, proxy=proxy
-            )
-            self._transports[proxy] = transport
-        return transport
-
-    async def __aenter__(self) -> _Http:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        for transport in self._transports.values():
-            await transport.aclose()
-
-    @contextlib.asynccontextmanager
-    async def get(self, url: str, headers: dict[str, str]) -> AsyncIterator[httpx.Response]:
-        request = httpx.Request(
-            "GET", url, headers={**self._headers, **headers}, extensions={"timeout": self._timeout}
-        )
-        response = await self._transport(request.url).handle_async_request(request)
-        response.request = request
-        try:
-            yield response
-        finally:
-            await response.aclose()
-
-
-async def _download(client: _Http, request: FeedRequest, settings: FetchSettings) -> _Download:
+async def _download(client: HttpClient, request: FeedRequest, settings: FetchSettings) -> _Download:
     started = time.perf_counter()
     try:
         async with asyncio.timeout(settings.timeout):
@@ -238,7 +171,7 @@ async def _download(client: _Http, request: FeedRequest, settings: FetchSettings
     return download
 
 
-async def _follow(client: _Http, request: FeedRequest, settings: FetchSettings) -> _Download:
+async def _follow(client: HttpClient, request: FeedRequest, settings: FetchSettings) -> _Download:
     """GET the feed, following at most max_redirects redirects to http(s) URLs."""
     conditional: dict[str, str] = {}
     if request.etag:
@@ -366,7 +299,7 @@ def _describe_http_error(exc: httpx.HTTPError) -> str:
 # --- parsing -------------------------------------------------------------------------------------
 
 
-async def _finish(request: FeedRequest, download: _Download, parser: _Parser) -> FeedResult:
+async def _finish(request: FeedRequest, download: _Download, parser: Parser) -> FeedResult:
     feed: ParsedFeed | None = None
     status, error = download.status, download.error
     etag, last_modified = download.etag, download.last_modified
@@ -398,53 +331,3 @@ async def _finish(request: FeedRequest, download: _Download, parser: _Parser) ->
         error=error,
         elapsed=time.perf_counter() - download.started,
     )
-
-
-class _Parser:
-    """Runs parse_feed in worker processes, started on the first feed that needs parsing."""
-
-    def __init__(self, workers: int) -> None:
-        self._workers = workers
-        self._executor: Executor | None = None
-
-    async def parse(self, body: bytes, url: str, content_type: str | None) -> ParsedFeed:
-        call = functools.partial(parse_feed, body, url=url, content_type=content_type)
-        if self._workers == 0:
-            return call()
-        if self._executor is None:
-            self._executor = ProcessPoolExecutor(self._workers, mp_context=_mp_context())
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
-
-    def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-
-
-@contextlib.asynccontextmanager
-async def _parser(settings: FetchSettings, feeds: int) -> AsyncIterator[_Parser]:
-    workers = settings.parse_workers
-    if workers is None:
-        workers = min(os.cpu_count() or 1, feeds)
-        # One feed is parsed faster here than a worker process can be started.
-        if feeds == 1:
-            workers = 0
-    parser = _Parser(max(0, workers))
-    try:
-        yield parser
-    finally:
-        parser.close()
-
-
-def _mp_context() -> multiprocessing.context.BaseContext:
-    # Not "fork": the parent runs an event loop and possibly other threads, and forking those is
-    # unsafe (and deprecated from Python 3.12). forkserver starts workers cheaply from a clean
-    # process; spawn is the portable fallback.
-    methods = multiprocessing.get_all_start_methods()
-    if "forkserver" not in methods:
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    # Preload the parser (feedparser, nh3) once in the server instead of in every worker, and
-    # not the default "__main__": re-importing the caller's script there would re-run any script
-    # without an `if __name__ == "__main__"` guard.
-    context.set_forkserver_preload(["newsletter.feeds.parse"])
-    return context
