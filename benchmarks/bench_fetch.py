@@ -1,7 +1,7 @@
 """Benchmark fetch_feeds: 200 local feeds x 50 items, a first fetch and an unchanged re-fetch.
 
     .venv/bin/python benchmarks/bench_fetch.py [--feeds 200] [--items 50] [--hosts 200]
-        [--rss2email PATH/TO/r2e]
+        [--rounds 5] [--rss2email PATH/TO/r2e]
 
 The feeds (~120 KB each, RSS 2.0 with content:encoded) are served by `tests.feedserver --hosts`
 from a separate process, so the server does not compete with the client for the GIL: a lean
@@ -10,11 +10,15 @@ addresses (127.0.0.2, 127.0.0.3, …; all of 127.0.0.0/8 is loopback on Linux, n
 bound). Feed i is on host i % hosts: 200 outlets are 200 hosts, so the per-host limit plays the
 part it plays in production instead of serialising the whole run. `--hosts 1` is the old setup.
 The second run sends the ETags and Last-Modified dates from the first: every feed answers 304.
+A re-fetch changes nothing, so it is run --rounds times and the median is the figure (the range
+is shown): on a shared two-core machine one run of 0.2 s can vary by half.
 
 With --rss2email (the `r2e` of a venv that has rss2email installed, never this project's), the
 same URLs are run through `r2e run --no-send` twice for comparison. rss2email is serial, and its
 times include its interpreter start-up (measured and shown separately); ours are measured inside
-one process, as a long-running scheduler would call fetch_feeds.
+one process, as a long-running scheduler would call fetch_feeds, on the event loop the commands
+run on (newsletter.eventloop: uvloop where installed; NEWSLETTER_EVENT_LOOP=asyncio for the
+standard loop).
 
 Memory: peak RSS of this process (getrusage), and the peak of the summed RSS of its descendants
 (the forkserver and parse workers, or rss2email), sampled from /proc by a separate process so the
@@ -24,12 +28,12 @@ sampling does not take the client's GIL.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import os
 import random
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,6 +45,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from newsletter import eventloop  # noqa: E402  (after the path insert)
 
 WORDS = [
     "Venezuela",
@@ -220,8 +226,12 @@ class Measured:
     workers_mib: float = 0.0  # ours: forkserver and parse workers
 
 
+def spread(values: list[float]) -> str:
+    return f"median of {len(values)}, {min(values):.2f}-{max(values):.2f} s"
+
+
 async def run_ours(
-    urls: list[str], parse_workers: int | None, per_host: int | None, server_pid: int
+    urls: list[str], parse_workers: int | None, per_host: int | None, server_pid: int, rounds: int
 ) -> Measured:
     from newsletter.feeds import FeedRequest, FeedResult, FetchSettings, fetch_feeds
 
@@ -242,13 +252,19 @@ async def run_ours(
     ok = sum(r.status == "ok" for r in first)
 
     again = [FeedRequest(r.key, r.url, etag=r.etag, last_modified=r.last_modified) for r in first]
-    started = time.perf_counter()
-    second = await fetch_feeds(again, settings)
-    second_time = time.perf_counter() - started
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        second = await fetch_feeds(again, settings)
+        times.append(time.perf_counter() - started)
+    second_time = statistics.median(times)
     not_modified = sum(r.status == "not_modified" for r in second)
 
     print(f"newsletter  first fetch : {first_time:6.2f} s  ({ok} ok, {entries} entries)")
-    print(f"newsletter  re-fetch    : {second_time:6.2f} s  ({not_modified} not modified)")
+    print(
+        f"newsletter  re-fetch    : {second_time:6.2f} s  ({not_modified} not modified; "
+        f"{spread(times)})"
+    )
     print(
         f"newsletter  peak RSS    : {peak_rss_mib():6.1f} MiB in this process, "
         f"+ {workers.peak_mib:.1f} MiB in parse workers (forkserver included)"
@@ -259,7 +275,7 @@ async def run_ours(
     return Measured(first_time, second_time, peak_rss_mib(), workers.peak_mib)
 
 
-def run_rss2email(r2e: str, urls: list[str], exclude: set[int]) -> Measured:
+def run_rss2email(r2e: str, urls: list[str], exclude: set[int], rounds: int) -> Measured:
     work = Path(tempfile.mkdtemp(prefix="bench-r2e-"))
     config, data = work / "r2e.cfg", work / "r2e.json"
     base = [r2e, "-c", str(config), "-d", str(data)]
@@ -274,7 +290,7 @@ def run_rss2email(r2e: str, urls: list[str], exclude: set[int]) -> Measured:
                 out.write(f"\n[feed.feed{i}]\nurl = {url}\n")
         peak = 0.0
         times = []
-        for label in ("first fetch", "re-fetch   "):
+        for _ in range(1 + rounds):  # the first fetch, then the re-fetches
             with (
                 (work / "r2e.log").open("wb") as log,  # a file, not a pipe: r2e logs a lot
                 DescendantMemory(exclude=exclude) as memory,
@@ -291,10 +307,12 @@ def run_rss2email(r2e: str, urls: list[str], exclude: set[int]) -> Measured:
                 print(f"rss2email failed: {(work / 'r2e.log').read_text()[-500:]}")
             peak = max(peak, memory.peak_mib)
             times.append(elapsed)
-            print(f"rss2email   {label} : {elapsed:6.2f} s")
+        again = statistics.median(times[1:])
+        print(f"rss2email   first fetch : {times[0]:6.2f} s")
+        print(f"rss2email   re-fetch    : {again:6.2f} s  ({spread(times[1:])})")
         print(f"rss2email   peak RSS    : {peak:6.1f} MiB")
         print(f"rss2email   start-up    : {startup:6.2f} s  (`r2e list`, in each of its times)")
-        return Measured(times[0], times[1], peak)
+        return Measured(times[0], again, peak)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -309,6 +327,7 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=None, help="loopback hosts (default: feeds)")
     parser.add_argument("--parse-workers", type=int, default=None)
     parser.add_argument("--per-host", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=5, help="re-fetches to take the median of")
     parser.add_argument("--rss2email", metavar="R2E", help="path to an rss2email `r2e` script")
     args = parser.parse_args()
     hosts = min(args.hosts or args.feeds, 253)
@@ -329,9 +348,11 @@ def main() -> None:
         server, base_urls = start_server(directory, hosts)
         try:
             urls = [f"{base_urls[i % hosts]}/feeds/feed{i:03}.rss" for i in range(args.feeds)]
-            ours = asyncio.run(run_ours(urls, args.parse_workers, args.per_host, server.pid))
+            ours = eventloop.run(
+                run_ours(urls, args.parse_workers, args.per_host, server.pid, args.rounds)
+            )
             if args.rss2email:
-                theirs = run_rss2email(args.rss2email, urls, exclude={server.pid})
+                theirs = run_rss2email(args.rss2email, urls, {server.pid}, args.rounds)
                 print(
                     f"ratio (rss2email / newsletter): first fetch {theirs.first / ours.first:.1f}x,"
                     f" re-fetch {theirs.again / ours.again:.1f}x"

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_send import ceiling, measured, populate, sink
 
+from newsletter import eventloop
 from newsletter import issues as lifecycle
 from newsletter.config import parse_config
 from newsletter.pipeline import draft_issue, sample_message
@@ -167,4 +168,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    eventloop.run(main())

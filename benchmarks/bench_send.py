@@ -10,6 +10,8 @@ minimal asyncio sink. Two figures, same sink, same connection count, same messag
                 with ``sendmail`` (the issue's ceiling), then over our leaner DATA path
 
 RSS is sampled every 100 ms during each phase: it should stay flat as the list grows.
+Both run on the event loop the commands run on (newsletter.eventloop: uvloop where installed;
+NEWSLETTER_EVENT_LOOP=asyncio measures the standard loop).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from newsletter import eventloop
 from newsletter.config import parse_config
 from newsletter.mailer.smtp import AiosmtplibConnection
 from newsletter.models import Item, Subscriber
@@ -279,4 +282,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    eventloop.run(main())

@@ -1,25 +1,42 @@
 """Shared fixtures. Stage-specific helpers live in their own modules under tests/.
 
-``engine`` runs a test on every database backend: a fresh SQLite file, and a fresh schema
-on the PostgreSQL server named by ``NEWSLETTER_TEST_POSTGRES_URL``. Without that server
-the PostgreSQL runs skip with the reason; under CI (``CI=true``) they fail instead, so a
-missing server can never pass silently.
+Async tests run on both event loops: uvloop's and asyncio's. ``engine`` runs a test on every
+database backend: a fresh SQLite file, and a fresh schema on the PostgreSQL server named by
+``NEWSLETTER_TEST_POSTGRES_URL``. Without that server the PostgreSQL runs skip with the
+reason; under CI (``CI=true``) they fail instead, so a missing server can never pass silently.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 import sqlalchemy
+import uvloop
 from sqlalchemy.engine import Engine, make_url
 
 from newsletter.store import migrate, open_engine
 
 POSTGRES_ENV = "NEWSLETTER_TEST_POSTGRES_URL"
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+EVENT_LOOPS: dict[str, LoopFactory] = {
+    "uvloop": uvloop.new_event_loop,
+    "asyncio": asyncio.new_event_loop,
+}
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, LoopFactory]:
+    """Every async test runs on both loops: uvloop, which the commands run on where it is
+    installed (newsletter.eventloop), and asyncio's own, which they fall back to."""
+    return EVENT_LOOPS
+
+
 BACKENDS = ("sqlite", "postgresql")
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from newsletter import eventloop
 from newsletter.cli.context import console
 from newsletter.demo import run_demo
 
@@ -30,7 +30,7 @@ def demo(
         newsletter demo
     """
     directory = out or Path(tempfile.mkdtemp(prefix="newsletter-demo-"))
-    result = asyncio.run(run_demo(directory))
+    result = eventloop.run(run_demo(directory))
     console.print(f"demo folder: {result.directory}", soft_wrap=True)
     if result.subject:
         console.print(f"digest: {result.subject}", soft_wrap=True)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from newsletter import eventloop
 from newsletter.cli.context import app_context, console
 from newsletter.errors import EXIT_FAILURE
 from newsletter.pipeline import SourceReport, fetch_sources
@@ -40,7 +39,7 @@ def fetch(ctx: typer.Context) -> None:
         def advance(_report: SourceReport) -> None:
             progress.advance(task)
 
-        reports = asyncio.run(
+        reports = eventloop.run(
             fetch_sources(
                 config,
                 engine,

@@ -6,7 +6,6 @@ Only a draft can be edited; what is sent is exactly the approved snapshot.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from sqlmodel import Session
 
+from newsletter import eventloop
 from newsletter import issues as lifecycle
 from newsletter.cli.context import AppContext, app_context, console
 from newsletter.errors import EXIT_FAILURE, InputError
@@ -390,7 +390,7 @@ def send_issue(app: AppContext, number: int) -> SendSummary:
     """The mailer's send of one issue (``pipeline.send_issue``), resumable."""
     from newsletter import pipeline  # the pipeline imports the lifecycle library
 
-    return asyncio.run(pipeline.send_issue(app.config, app.engine(), number))
+    return eventloop.run(pipeline.send_issue(app.config, app.engine(), number))
 
 
 def register(root: typer.Typer) -> None:

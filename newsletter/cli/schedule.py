@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
-from newsletter import pipeline
+from newsletter import eventloop, pipeline
 from newsletter.cli.context import app_context, console
 from newsletter.config import Config
 from newsletter.errors import EXIT_FAILURE
@@ -144,7 +144,7 @@ def schedule(
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
 
-    asyncio.run(main())
+    eventloop.run(main())
 
 
 def run_due(ctx: typer.Context) -> None:
@@ -178,7 +178,7 @@ def run_due(ctx: typer.Context) -> None:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
 
-    results = asyncio.run(main())
+    results = eventloop.run(main())
     if results is None or any(r.status == "failed" for r in results):
         raise typer.Exit(EXIT_FAILURE)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from sqlalchemy import func, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from newsletter import pipeline
+from newsletter import eventloop, pipeline
 from newsletter.cli.context import app_context, console
 from newsletter.cli.fetch import print_summary
 from newsletter.config import Config
@@ -79,7 +78,7 @@ def send(
         if digest.is_empty:
             console.print("nothing new: no digest to send")
             return
-        reply = asyncio.run(pipeline.send_test(config, digest, to))
+        reply = eventloop.run(pipeline.send_test(config, digest, to))
         console.print(f"test copy of “{digest.subject}” sent to {to}: {reply}")
         return
 
@@ -203,7 +202,7 @@ def _with_progress(
         def start(total: int) -> None:
             progress.update(task, total=total)
 
-        return asyncio.run(make(advance, start))
+        return eventloop.run(make(advance, start))
 
 
 def print_send_summary(issue_id: int, summary: SendSummary) -> None:
