@@ -209,7 +209,12 @@ async def test_double_opt_in(site: Site) -> None:
     assert msg["Subject"] == "Confirm your subscription to Latin America Weekly"
     assert msg["From"] == "Latin America Weekly <digest@example.org>"
 
+    # opening the link (or a mail scanner following it) only shows the button
     r = await site.client.get(confirm_link(site))
+    assert r.status_code == 200 and "Yes, subscribe me" in r.text
+    assert f'<form method="post" action="{confirm_link(site)}">' in r.text
+    assert site.get("nueva@example.org").status == "pending"  # type: ignore[union-attr]
+    r = await site.client.post(confirm_link(site))
     assert r.status_code == 200 and "You are subscribed" in r.text
     assert "/preferences/" in r.text
     sub = site.get("nueva@example.org")
@@ -269,11 +274,12 @@ async def test_confirm_link_older_than_the_unsubscription_is_refused(site: Site)
     csrf = await site.csrf("/subscribe")
     await site.client.post("/subscribe", data={"csrf": csrf, "email": "a@example.org"})
     link = confirm_link(site)
-    assert (await site.client.get(link)).status_code == 200
+    assert (await site.client.post(link)).status_code == 200
     with session_scope(site.engine) as session:
         subs.remove(session, "a@example.org")
-    r = await site.client.get(link)
-    assert r.status_code == 410
+    for method in ("GET", "POST"):
+        r = await site.client.request(method, link)
+        assert r.status_code == 410
     assert site.get("a@example.org").status == "unsubscribed"  # type: ignore[union-attr]
     # subscribing again sends a new link, which works
     with session_scope(site.engine) as session:
@@ -281,7 +287,7 @@ async def test_confirm_link_older_than_the_unsubscription_is_refused(site: Site)
         sub.confirmation_sent_at -= timedelta(hours=1)  # type: ignore[operator]
         session.add(sub)
     await site.client.post("/subscribe", data={"csrf": csrf, "email": "a@example.org"})
-    assert (await site.client.get(confirm_link(site))).status_code == 200
+    assert (await site.client.post(confirm_link(site))).status_code == 200
     assert site.get("a@example.org").status == "active"  # type: ignore[union-attr]
 
 
@@ -297,9 +303,10 @@ async def test_smtp_down_is_503_and_can_be_retried(site: Site) -> None:
 async def test_forged_confirm_token_is_refused(site: Site) -> None:
     sub = site.add("p@example.org", status="pending")
     forged = Signer(site.config.secret, "other.example.org").sign("confirm", sub.id or 0, sub.email)
-    assert (await site.client.get(f"/confirm/{forged}")).status_code == 400
     unsub_token = site.token("unsubscribe", sub)
-    assert (await site.client.get(f"/confirm/{unsub_token}")).status_code == 400
+    for method in ("GET", "POST"):
+        assert (await site.client.request(method, f"/confirm/{forged}")).status_code == 400
+        assert (await site.client.request(method, f"/confirm/{unsub_token}")).status_code == 400
     assert site.get("p@example.org").status == "pending"  # type: ignore[union-attr]
 
 

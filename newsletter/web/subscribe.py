@@ -1,10 +1,10 @@
 """``/subscribe`` (double opt-in) and ``/confirm/{token}``.
 
 The form makes (or refreshes) a ``pending`` subscriber and mails a signed confirmation
-link; only ``GET /confirm/{token}`` makes them active, and pending subscribers receive
-nothing else. At most one confirmation mail per address per RESEND_AFTER, whatever is
-submitted. The answer is the same whether or not the address was already on the list,
-so the form tells no one who subscribes.
+link. ``GET /confirm/{token}`` shows a button; only its ``POST`` makes them active, and
+pending subscribers receive nothing else. At most one confirmation mail per address per
+RESEND_AFTER, whatever is submitted. The answer is the same whether or not the address was
+already on the list, so the form tells no one who subscribes.
 """
 
 from __future__ import annotations
@@ -127,8 +127,9 @@ async def submit(request: Request) -> Response:
     return render(request, "subscribe_sent", email=email, minutes=RESEND_AFTER.seconds // 60)
 
 
-def _confirm(engine: Engine, subscriber_id: int) -> tuple[str, str]:
-    """('confirmed' | 'already' | 'stale', preferences link subject email)."""
+def _confirm(engine: Engine, subscriber_id: int, commit: bool) -> tuple[str, str]:
+    """('confirmed' | 'pending' | 'already' | 'stale', the subscriber's email); only `commit`
+    makes a pending subscriber active."""
     with session_scope(engine) as session:
         sub = subs.get_by_id(session, subscriber_id)
         assert sub is not None
@@ -137,22 +138,28 @@ def _confirm(engine: Engine, subscriber_id: int) -> tuple[str, str]:
         left, sent = sub.unsubscribed_at, sub.confirmation_sent_at
         if left is not None and (sent is None or sent < left):
             return "stale", sub.email  # a link from before they unsubscribed
+        if not commit:
+            return "pending", sub.email
         subs.confirm(session, sub)
         return "confirmed", sub.email
 
 
 async def confirm(request: Request) -> Response:
+    """GET shows a button, POST (the button) confirms: mail scanners and link previews
+    follow GETs, and must not subscribe an address whose owner never clicked."""
     s = site(request)
     token = request.path_params["token"]
     sub = await subscriber_for(request, "confirm", token, max_age=CONFIRM_MAX_AGE_S)
     assert sub.id is not None
-    outcome, email = await s.db(_confirm, s.engine, sub.id)
+    outcome, email = await s.db(_confirm, s.engine, sub.id, request.method == "POST")
     if outcome == "stale":
         raise PageError(
             410,
             "This link is out of date",
             "You unsubscribed after this link was sent. To subscribe again, use the form.",
         )
+    if outcome == "pending":
+        return render(request, "confirm", email=email, action=request.url.path)
     return render(
         request,
         "confirmed",
@@ -165,5 +172,5 @@ async def confirm(request: Request) -> Response:
 routes = [
     Route("/subscribe", form, methods=["GET"]),
     Route("/subscribe", submit, methods=["POST"]),
-    Route("/confirm/{token}", confirm, methods=["GET"]),
+    Route("/confirm/{token}", confirm, methods=["GET", "POST"]),
 ]
