@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
+import trustme
 import uvloop
 from sqlalchemy.engine import Engine, make_url
 
@@ -38,6 +39,12 @@ def pytest_asyncio_loop_factories(
 
 
 BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def certificate_authority() -> trustme.CA:
+    """A throwaway CA for TLS against the local servers (https feeds, SMTP)."""
+    return trustme.CA()
 
 
 def _postgres_admin_url() -> str:

@@ -5,7 +5,11 @@
         server.handler.refuse["b@x.org"] = "550 5.1.1 no such user"
         server.handler.drop_at = {3}   # the 3rd DATA: connection dropped, nothing stored
         ... send to ("127.0.0.1", server.port) ...
-        server.handler.received        # [Received(mail_from, rcpt_tos, data)]
+        server.handler.received        # [Received(mail_from, rcpt_tos, data, secure)]
+
+``SmtpServer(starttls=context)`` offers STARTTLS, ``SmtpServer(implicit_tls=context)`` speaks
+TLS from the first byte (port 465 style), and ``logins={"user": "password"}`` offers AUTH
+(only over TLS); ``handler.logins`` lists who logged in.
 
 It runs on the test's own event loop (``loop.create_server``), so a test can also drive a
 ``newsletter`` subprocess against it.
@@ -16,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import ssl
 from collections import Counter
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from types import TracebackType
 from typing import Any
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,7 @@ class Received:
     mail_from: str
     rcpt_tos: tuple[str, ...]
     data: bytes
+    secure: bool = False  # arrived over TLS
 
     def parse(self) -> EmailMessage:
         msg = email.message_from_bytes(self.data, policy=email.policy.default)
@@ -48,6 +54,7 @@ class Handler:
     data_commands: int = 0
     connections: int = 0
     delay: float = 0.0  # seconds before answering DATA
+    logins: list[str] = field(default_factory=list)  # successful AUTH logins, in order
     _waiters: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
 
     async def wait_received(self, n: int) -> None:
@@ -77,7 +84,10 @@ class Handler:
         if self.delay:
             await asyncio.sleep(self.delay)
         data = envelope.original_content or envelope.content
-        self.received.append(Received(envelope.mail_from, tuple(envelope.rcpt_tos), bytes(data)))
+        secure = server.transport.get_extra_info("ssl_object") is not None
+        self.received.append(
+            Received(envelope.mail_from, tuple(envelope.rcpt_tos), bytes(data), secure)
+        )
         for n, future in self._waiters:
             if len(self.received) >= n and not future.done():
                 future.set_result(None)
@@ -94,10 +104,16 @@ class SmtpServer:
         *,
         smtputf8: bool = True,
         data_size_limit: int | None = None,  # a number: SIZE is offered and enforced
+        starttls: ssl.SSLContext | None = None,
+        implicit_tls: ssl.SSLContext | None = None,
+        logins: dict[str, str] | None = None,
     ) -> None:
         self.handler = handler or Handler()
         self.smtputf8 = smtputf8
         self.data_size_limit = data_size_limit
+        self.starttls = starttls
+        self.implicit_tls = implicit_tls
+        self.logins = logins
         self.server: asyncio.Server | None = None
         self.port = 0
         self._sessions: list[SMTP] = []
@@ -109,14 +125,32 @@ class SmtpServer:
             hostname="smtp.test",
             data_size_limit=self.data_size_limit,
             enable_SMTPUTF8=self.smtputf8,
+            tls_context=self.starttls,
+            authenticator=self._authenticate if self.logins is not None else None,
+            # aiosmtpd counts only STARTTLS as TLS; with implicit TLS every byte is encrypted
+            auth_require_tls=self.implicit_tls is None,
             loop=asyncio.get_running_loop(),
         )
         self._sessions.append(session)
         return session
 
+    def _authenticate(
+        self, server: SMTP, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        assert self.logins is not None
+        if not isinstance(data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        login, password = data.login.decode(), data.password.decode()
+        if self.logins.get(login) != password:
+            return AuthResult(success=False, handled=False)
+        self.handler.logins.append(login)
+        return AuthResult(success=True)
+
     async def __aenter__(self) -> SmtpServer:
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(self._protocol, "127.0.0.1", 0)
+        self.server = await loop.create_server(
+            self._protocol, "127.0.0.1", 0, ssl=self.implicit_tls
+        )
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 

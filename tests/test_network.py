@@ -157,11 +157,6 @@ async def test_a_kept_alive_connection_the_server_closed_is_not_reused(
     assert len(accepted) == 2
 
 
-@pytest.fixture(scope="module")
-def certificate_authority() -> trustme.CA:
-    return trustme.CA()
-
-
 @pytest.fixture
 def https_server(certificate_authority: trustme.CA) -> Iterator[FeedServer]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
