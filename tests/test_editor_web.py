@@ -313,3 +313,23 @@ async def test_make_draft_logout_and_removed_editor(site: Site) -> None:
     with session_scope(site.engine) as session:
         editors.remove_editor(session, "ana@example.org")
     assert (await site.client.get("/editor/")).status_code == 303
+
+
+async def test_failed_logins_are_throttled_per_account_then_per_client(site: Site) -> None:
+    token = await site.token("/editor/login")
+
+    async def attempt(email: str, password: str) -> httpx.Response:
+        data = {"email": email, "password": password, "csrf": token}
+        return await site.client.post("/editor/login", data=data)
+
+    for _ in range(5):
+        assert (await attempt("ana@example.org", "guess")).status_code == 401
+    # the right password is refused too now, without being checked
+    locked = await attempt("ANA@example.org ", PASSWORD)
+    assert locked.status_code == 429 and "Too many failed logins" in locked.text
+    assert 0 < int(locked.headers["retry-after"]) <= 15 * 60
+    assert "newsletter_editor" not in locked.headers.get("set-cookie", "")
+    # the same client trying other accounts: 20 failures in all, then every account is refused
+    for n in range(15):
+        assert (await attempt(f"x{n}@example.org", "guess")).status_code == 401
+    assert (await attempt("nobody@example.org", "guess")).status_code == 429

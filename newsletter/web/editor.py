@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +47,7 @@ from newsletter.models import Editor, Issue, IssueState, Subscriber, SubscriberS
 from newsletter.store import session_scope
 from newsletter.web.csrf import FIELD as CSRF_FIELD
 from newsletter.web.csrf import Csrf
+from newsletter.web.throttle import LoginThrottle
 
 SESSION_COOKIE = "newsletter_editor"
 SESSION_MAX_AGE_S = 12 * 3600
@@ -120,6 +122,7 @@ class EditorPages:
         self.csrf = Csrf(secret, lid, secure=self.secure)
         self.sessions = URLSafeTimedSerializer(secret, salt=f"newsletter/{lid}/editor-session")
         self.env = environment()
+        self.throttle = LoginThrottle()
 
     # --- sessions ----------------------------------------------------------------------
 
@@ -231,13 +234,28 @@ class EditorPages:
         email = str(form.get("email", ""))[:320]
         password = str(form.get("password", ""))
         target = _safe_next(str(form.get("next", "")))
+        client, account = request.client.host if request.client else "", email.strip().lower()
 
         def check() -> Editor | None:
             with session_scope(self.engine) as session:
                 return editors.authenticate(session, email, password, datetime.now(UTC))
 
+        if wait := self.throttle.retry_after(client, account):
+            # refused before Argon2 runs: guessing costs the attacker time and us no CPU
+            refused = self.page(
+                request,
+                "login.html.j2",
+                form=LOGIN_FORM,
+                status=429,
+                next=target,
+                error=f"Too many failed logins. Try again in {math.ceil(wait / 60)} min.",
+                email=email,
+            )
+            refused.headers["Retry-After"] = str(math.ceil(wait))
+            return refused
         editor = await run_in_threadpool(check)
         if editor is None:
+            self.throttle.failed(client, account)
             return self.page(
                 request,
                 "login.html.j2",
@@ -247,6 +265,7 @@ class EditorPages:
                 error="Wrong email or password.",
                 email=email,
             )
+        self.throttle.succeeded(account)
         response = RedirectResponse(target, status_code=303)
         self.start_session(response, editor)
         return response
