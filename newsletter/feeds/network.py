@@ -3,8 +3,8 @@ httpcore network backend on plain asyncio streams.
 
 httpcore's default backend goes through anyio, which wraps every connect, read and write in
 cancel scopes, task groups and a library sniff. On a run where every feed answers 304 that
-bookkeeping is a large share of the client's CPU: this backend needs 13% fewer instructions per
-request on the standard loop, 36% fewer with uvloop (callgrind, 200 feeds). Feeds are only ever
+bookkeeping is a large share of the client's CPU: 200 such feeds took 633M instructions with
+anyio's backend, 552M with this one, 408M with this one on uvloop (callgrind). Feeds are only ever
 fetched from asyncio, and `fetch.py` bounds each download with one `asyncio.timeout`, so httpcore's
 calls map straight onto `asyncio.open_connection`; a per-call timeout, when one is passed, is
 still honoured. httpcore documents network backends as public API (encode/httpcore#699); httpx has
