@@ -63,6 +63,22 @@ def configured(tmp_path: Path, port: int, security: str, password: str) -> SmtpS
     return SmtpSettings.from_config(parse_config(doc, tmp_path / "newsletter.toml", env=env))
 
 
+def direct(
+    port: int, security: str, tls: ssl.SSLContext | None, concurrency: int = 1
+) -> SmtpSettings:
+    """SmtpSettings made in code, with the right login; `tls` None trusts the default roots."""
+    assert security in ("starttls", "tls")
+    return SmtpSettings(
+        host="127.0.0.1",
+        port=port,
+        security="tls" if security == "tls" else "starttls",
+        username="digest",
+        password=LOGINS["digest"],
+        concurrency=concurrency,
+        tls_context=tls,
+    )
+
+
 async def test_starttls_then_login_from_the_configuration(
     tmp_path: Path, server_tls: ssl.SSLContext, trusted_by_environment: None
 ) -> None:
@@ -79,20 +95,13 @@ async def test_starttls_then_login_from_the_configuration(
 async def test_implicit_tls_then_login(
     server_tls: ssl.SSLContext, client_tls: ssl.SSLContext
 ) -> None:
-    async with SmtpServer(implicit_tls=server_tls, logins=LOGINS) as server:
-        settings = SmtpSettings(
-            host="127.0.0.1",
-            port=server.port,
-            security="tls",
-            username="digest",
-            password=LOGINS["digest"],
-            concurrency=2,
-            tls_context=client_tls,
-        )
-        async with SenderPool(settings) as pool:
-            for to in ("ana@example.net", "luis@example.net"):
-                result = await pool.deliver("digest@example.org", to, MESSAGE)
-                assert result.outcome is Outcome.DELIVERED
+    async with (
+        SmtpServer(implicit_tls=server_tls, logins=LOGINS) as server,
+        SenderPool(direct(server.port, "tls", client_tls, concurrency=2)) as pool,
+    ):
+        for to in ("ana@example.net", "luis@example.net"):
+            result = await pool.deliver("digest@example.org", to, MESSAGE)
+            assert result.outcome is Outcome.DELIVERED
     assert [r.secure for r in server.handler.received] == [True, True]
     assert server.handler.logins == ["digest", "digest"]  # one login per connection
 
@@ -113,14 +122,7 @@ async def test_an_unknown_certificate_authority_is_refused(
     server_tls: ssl.SSLContext,
 ) -> None:
     async with SmtpServer(starttls=server_tls, logins=LOGINS) as server:
-        settings = SmtpSettings(
-            host="127.0.0.1",
-            port=server.port,
-            security="starttls",
-            username="digest",
-            password=LOGINS["digest"],
-            concurrency=1,
-        )  # the default roots: the test CA is not among them
+        settings = direct(server.port, "starttls", None)  # the test CA is not a default root
         with pytest.raises(SMTPUnavailableError, match="CERTIFICATE_VERIFY_FAILED"):
             async with SenderPool(settings):
                 pass
@@ -132,17 +134,8 @@ async def test_starttls_is_never_skipped_when_the_server_does_not_offer_it(
 ) -> None:
     """security = "starttls" means the password and the mail never travel in clear."""
     async with SmtpServer(logins=LOGINS) as server:  # plain, no STARTTLS
-        settings = SmtpSettings(
-            host="127.0.0.1",
-            port=server.port,
-            security="starttls",
-            username="digest",
-            password=LOGINS["digest"],
-            concurrency=1,
-            tls_context=client_tls,
-        )
         with pytest.raises(SMTPUnavailableError, match="STARTTLS"):
-            async with SenderPool(settings):
+            async with SenderPool(direct(server.port, "starttls", client_tls)):
                 pass
     assert server.handler.logins == []
     assert server.handler.received == []
