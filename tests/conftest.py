@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -45,6 +46,33 @@ BACKENDS = ("sqlite", "postgresql")
 def certificate_authority() -> trustme.CA:
     """A throwaway CA for TLS against the local servers (https feeds, SMTP)."""
     return trustme.CA()
+
+
+@pytest.fixture
+def server_tls(certificate_authority: trustme.CA) -> ssl.SSLContext:
+    """A local server's side of TLS: a certificate for 127.0.0.1 from the throwaway CA."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    certificate_authority.issue_cert("127.0.0.1").configure_cert(context)
+    return context
+
+
+@pytest.fixture
+def client_tls(certificate_authority: trustme.CA) -> ssl.SSLContext:
+    """A client context that trusts the throwaway CA (and nothing else)."""
+    context = ssl.create_default_context()
+    certificate_authority.configure_trust(context)
+    return context
+
+
+@pytest.fixture
+def ca_in_environment(
+    certificate_authority: trustme.CA, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """The throwaway CA trusted through SSL_CERT_FILE, the way an admin trusts a private CA."""
+    with certificate_authority.cert_pem.tempfile() as path:
+        monkeypatch.setenv("SSL_CERT_FILE", path)
+        monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+        yield
 
 
 def _postgres_admin_url() -> str:

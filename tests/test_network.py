@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import httpcore
 import httpx
 import pytest
-import trustme
 
 from newsletter.feeds import FeedRequest, FetchSettings, fetch_feeds
 from newsletter.feeds.network import AsyncioBackend, AsyncioStream, feed_transport, ssl_context
@@ -158,24 +157,20 @@ async def test_a_kept_alive_connection_the_server_closed_is_not_reused(
 
 
 @pytest.fixture
-def https_server(certificate_authority: trustme.CA) -> Iterator[FeedServer]:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    certificate_authority.issue_cert("127.0.0.1").configure_cert(context)
-    with FeedServer(tls=context) as server:
+def https_server(server_tls: ssl.SSLContext) -> Iterator[FeedServer]:
+    with FeedServer(tls=server_tls) as server:
         yield server
 
 
 @pytest.fixture
-def trusted(certificate_authority: trustme.CA, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The fetcher trusts the throwaway CA, the way an admin points it at a private one."""
-    with certificate_authority.cert_pem.tempfile() as path:
-        monkeypatch.setenv("SSL_CERT_FILE", path)
-        monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+def trusted(ca_in_environment: None) -> Iterator[None]:
+    """The fetcher trusts the throwaway CA: its cached context is made again, under the
+    environment's SSL_CERT_FILE."""
+    ssl_context.cache_clear()
+    try:
+        yield
+    finally:
         ssl_context.cache_clear()
-        try:
-            yield
-        finally:
-            ssl_context.cache_clear()
 
 
 async def test_https_feed_is_fetched_and_refetched(https_server: FeedServer, trusted: None) -> None:
@@ -199,14 +194,12 @@ async def test_https_with_an_unknown_authority_is_refused(https_server: FeedServ
 
 
 async def test_start_tls_upgrades_the_same_stream(
-    https_server: FeedServer, certificate_authority: trustme.CA
+    https_server: FeedServer, client_tls: ssl.SSLContext
 ) -> None:
-    client_context = ssl.create_default_context()
-    certificate_authority.configure_trust(client_context)
     host, port = https_server.base_url.removeprefix("https://").split(":")
     stream = await AsyncioBackend().connect_tcp(host, int(port), timeout=5)
     try:
-        tls = await stream.start_tls(client_context, server_hostname=host, timeout=5)
+        tls = await stream.start_tls(client_tls, server_hostname=host, timeout=5)
         assert tls.get_extra_info("ssl_object") is not None
         await tls.write(b"GET /feeds/orinoco_tribune.rss HTTP/1.1\r\nHost: x\r\n\r\n", timeout=5)
         assert (await tls.read(12, timeout=5)).startswith(b"HTTP/1.")

@@ -8,11 +8,9 @@ or an explicit SmtpSettings.tls_context.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 
 from newsletter.config import parse_config
 from newsletter.errors import DeliveryError, SMTPUnavailableError
@@ -21,30 +19,6 @@ from tests.smtpserver import SmtpServer
 
 MESSAGE = b"From: digest@example.org\r\nTo: ana@example.net\r\nSubject: tls\r\n\r\nHola.\r\n"
 LOGINS = {"digest": "s3cret pass"}
-
-
-@pytest.fixture
-def server_tls(certificate_authority: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    certificate_authority.issue_cert("127.0.0.1").configure_cert(context)
-    return context
-
-
-@pytest.fixture
-def client_tls(certificate_authority: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    certificate_authority.configure_trust(context)
-    return context
-
-
-@pytest.fixture
-def trusted_by_environment(
-    certificate_authority: trustme.CA, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[None]:
-    with certificate_authority.cert_pem.tempfile() as path:
-        monkeypatch.setenv("SSL_CERT_FILE", path)
-        monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-        yield
 
 
 def configured(tmp_path: Path, port: int, security: str, password: str) -> SmtpSettings:
@@ -80,7 +54,7 @@ def direct(
 
 
 async def test_starttls_then_login_from_the_configuration(
-    tmp_path: Path, server_tls: ssl.SSLContext, trusted_by_environment: None
+    tmp_path: Path, server_tls: ssl.SSLContext, ca_in_environment: None
 ) -> None:
     async with SmtpServer(starttls=server_tls, logins=LOGINS) as server:
         settings = configured(tmp_path, server.port, "starttls", LOGINS["digest"])
@@ -107,7 +81,7 @@ async def test_implicit_tls_then_login(
 
 
 async def test_a_wrong_password_is_a_clear_refusal(
-    tmp_path: Path, server_tls: ssl.SSLContext, trusted_by_environment: None
+    tmp_path: Path, server_tls: ssl.SSLContext, ca_in_environment: None
 ) -> None:
     async with SmtpServer(starttls=server_tls, logins=LOGINS) as server:
         settings = configured(tmp_path, server.port, "starttls", "not the password")
