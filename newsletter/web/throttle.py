@@ -35,9 +35,7 @@ class FailureLimit:
 
     def failed(self, key: str) -> None:
         failures = self._recent(key)
-        failures.append(self.clock())
-        while len(failures) > self.limit:
-            failures.popleft()
+        failures.append(self.clock())  # the deque keeps the last `limit`: all that counts
         self._failures[key] = failures
         self._failures.move_to_end(key)
         while len(self._failures) > MAX_KEYS:
@@ -47,7 +45,7 @@ class FailureLimit:
         self._failures.pop(key, None)
 
     def _recent(self, key: str) -> deque[float]:
-        failures = self._failures.get(key, deque())
+        failures = self._failures.get(key, deque(maxlen=self.limit))
         horizon = self.clock() - self.window
         while failures and failures[0] <= horizon:
             failures.popleft()
